@@ -1,0 +1,1 @@
+"""R-Super: anatomy stage (see the package docstring of rsuper)."""

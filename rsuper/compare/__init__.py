@@ -1,0 +1,1 @@
+"""R-Super: compare stage (see the package docstring of rsuper)."""

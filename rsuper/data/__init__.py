@@ -1,0 +1,1 @@
+"""R-Super: data stage (see the package docstring of rsuper)."""

@@ -1,0 +1,1 @@
+"""R-Super: evaluate stage (see the package docstring of rsuper)."""

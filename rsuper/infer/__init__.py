@@ -1,0 +1,1 @@
+"""R-Super: infer stage (see the package docstring of rsuper)."""

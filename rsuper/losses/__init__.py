@@ -1,0 +1,1 @@
+"""R-Super: losses stage (see the package docstring of rsuper)."""

@@ -1,0 +1,1 @@
+"""R-Super: model stage (see the package docstring of rsuper)."""

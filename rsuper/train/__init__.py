@@ -1,0 +1,1 @@
+"""R-Super: train stage (see the package docstring of rsuper)."""
