@@ -141,10 +141,10 @@ def kidney_parts(text: str) -> list[Term]:
 LESION_RE = re.compile(
     r"\b(?:(?P<plural>lesions|masses|nodules|cysts|tumou?rs|metastases|metastatic\s+deposits|hypodensities|"
     r"hyperdensities|hypoattenuating\s+foci|hypodense\s+foci|foci|neoplasms|implants|hemangiomas|haemangiomas|"
-    r"adenomas|angiomyolipomas|carcinomas|nodularities|opacities)|"
+    r"adenomas|angiomyolipomas|carcinomas|nodularities|opacities|observations)|"
     r"(?P<singular>lesion|mass|nodule|cyst|tumou?r|metastasis|metastatic\s+deposit|hypodensity|hyperdensity|"
     r"focus|neoplasm|implant|hemangioma|haemangioma|adenoma|angiomyolipoma|carcinoma|adenocarcinoma|"
-    r"cholangiocarcinoma|hcc|ipmn|pnet|neuroendocrine\s+tumou?r|malignancy|cancer|lymphoma))\b",
+    r"cholangiocarcinoma|hcc|ipmn|pnet|neuroendocrine\s+tumou?r|malignancy|cancer|lymphoma|observation))\b",
     re.IGNORECASE,
 )
 
@@ -188,7 +188,7 @@ NEGATION_RE = re.compile(
 )
 #: Negation after the noun ("... has resolved", "is no longer seen").
 POST_NEGATION_RE = re.compile(
-    r"\b(?:has\s+resolved|have\s+resolved|resolved|no\s+longer\s+(?:seen|visible|identified|present)|"
+    r"\b(?:has\s+resolved|have\s+resolved|resolved|no\s+longer\s+(?:seen|visible|identified|present|visualized|demonstrated|evident|apparent)|"
     r"(?:is|are)\s+not\s+(?:seen|identified|visualized)|(?:was|were)\s+(?:resected|removed))\b",
     re.IGNORECASE,
 )

@@ -49,7 +49,7 @@ _APPOSITION = re.compile(
     r"(?:\bfor|\bof|\bwith|\brepresent\w*|\blikely|\bprobabl\w*|\bpossibl\w*|\bsuggest\w*|\bconsistent|\bcompatible|"
     r"\bconcerning|\bsuspicious|\bworrisome|\bfavou?r\w*|\breflect\w*|\bas|\bdue\s+to|\brelated\s+to|\bfrom|"
     r"\bcharacteristic|\btypical|\bdiagnostic|\bin\s+keeping\s+with|\bthought\s+to\s+be|\bpresumably|"
-    r"\bpresumed|\bmost\s+likely|\bcould\s+be|\bmay\s+be|\bmight\s+be|[,(]\s*)\s*$",
+    r"\bpresumed|\bmost\s+likely|\bcould\s+be|\bmay\s+be|\bmight\s+be|[,(])(?:\s+(?:a|an|the)\b)?(?:\s*[\w-]+){0,3}\s*$",
     re.IGNORECASE,
 )
 
@@ -66,6 +66,7 @@ class Mention:
         count, count_is_lower_bound: from a count word in the noun phrase.
         determiner: the determiner opening the noun phrase, lower-case, or "".
         negated: a negation reaches the noun ("no pancreatic mass").
+        resolved: negated because it is gone ("... has resolved") - not a normal-organ statement.
         descriptive: it describes the previous mention ("…, likely a cyst").
     """
 
@@ -79,6 +80,7 @@ class Mention:
     count_is_lower_bound: bool = False
     determiner: str = ""
     negated: bool = False
+    resolved: bool = False
     descriptive: bool = False
 
 
@@ -128,6 +130,8 @@ def find_mentions(s: str, protected: list[tuple[int, int]]) -> list[Mention]:
         if noun.lower() == "focus" and not re.search(r"(hypo|hyper|low|high|enhanc)\w*\W+$", s[:m.start()], re.I):
             continue
         np_start, det = _np_start(s, m.start(), protected)
+        if re.search(r"\b(?:nodal|lymph\w*|nodes?)\b", s[np_start:m.start()], re.I):
+            continue  # "a conglomerate nodal mass" is a lymph-node finding, not an organ tumour
         mentions.append(Mention(np_start, m.start(), m.end(), len(s), plural, noun, determiner=det))
     # A noun directly followed by another noun of the list ("metastatic deposit") is already one match;
     # "cystic lesion" etc. are fine because "cystic" is not a noun of the list.
@@ -137,6 +141,10 @@ def find_mentions(s: str, protected: list[tuple[int, int]]) -> list[Mention]:
         men.region_end = brk.start() if brk else nxt
         _set_count(s, men, protected)
         men.negated = _negated(s, men, mentions[:i])
+        if not men.negated and i > 0 and mentions[i - 1].negated:
+            # "no pulmonary nodules or masses": the negation covers coordinated nouns
+            between = s[mentions[i - 1].noun_end:men.np_start]
+            men.negated = bool(re.fullmatch(r"\s*(?:,|or|and|nor|/)\s*(?:[\w-]+\s*){0,2}", between))
         prev_positive = any(not p.negated for p in mentions[:i])
         if prev_positive and (i > 0 and men.np_start <= mentions[i - 1].region_end + 40):
             before = s[max(0, men.np_start - 40):men.np_start]
@@ -176,7 +184,8 @@ def _negated(s: str, men: Mention, previous: list[Mention]) -> bool:
     if men.determiner == "no":
         return True
     after = s[men.noun_end:men.region_end]
-    return bool(POST_NEGATION_RE.search(after))
+    men.resolved = bool(POST_NEGATION_RE.search(after))
+    return men.resolved
 
 
 def is_anaphoric(men: Mention) -> bool:

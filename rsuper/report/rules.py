@@ -136,11 +136,13 @@ class _ReportState:
         header_organs = self._resolve_header(sent.header)
 
         positive = [m for m in mentions if not m.negated and not m.descriptive]
+        first_new = len(self.records)
         for i, men in enumerate(mentions):
             if men.negated or men.descriptive:
                 continue
             lo = 0 if men is positive[0] else men.np_start
             self._add_mention(sent, men, lo, sizes, organs, header_organs, mentions, i)
+        self._absorb_members(first_new)
         if not positive:
             self._apply_largest(sent, sizes)
         self._normal_statements(s, mentions, organs, header_organs)
@@ -241,6 +243,19 @@ class _ReportState:
                 )
                 self.records.append(_Record(t, sent.section, self.block, group_size=n > 1 and bool(dims)))
 
+    def _absorb_members(self, first: int) -> None:
+        """"Two lesions: a 2 cm lesion in segment 7 and a 9 mm one in segment 3" -> the two members only."""
+        new = self.records[first:]
+        for k, rec in enumerate(new):
+            t = rec.tumour
+            if t.count < 2 or t.count_is_lower_bound or t.diameters_mm:
+                continue
+            members = [r for r in new[k + 1:] if r.tumour.organ == t.organ and r.tumour.count == 1]
+            if members:
+                t.count -= min(len(members), t.count)
+                if t.count == 0:
+                    self.records.remove(rec)
+
     def _fill_previous(
         self,
         organ: str,
@@ -260,7 +275,15 @@ class _ReportState:
             if size_lists:
                 largest = max(size_lists, key=lambda d: d[0])
                 if t.diameters_mm and t.diameters_mm[0] != largest[0]:
-                    return False
+                    continue
+                if t.count > 1 and not t.count_is_lower_bound and not t.diameters_mm:
+                    # "Two metastases. The segment 7 lesion measures 3.4 cm." -> one member of the pair
+                    t.count -= 1
+                    member = Tumour(t.organ, subsegment if t.organ in SUBSEGMENTS else None,
+                                    sorted(largest, reverse=True)[:3], 1, False, t.attenuation,
+                                    malignancy if malignancy != "unknown" else t.malignancy, evidence)
+                    self.records.append(_Record(member, sent.section, self.block))
+                    return True
                 if not t.diameters_mm:
                     t.diameters_mm = sorted(largest, reverse=True)[:3]
                     t.evidence = evidence
@@ -328,11 +351,11 @@ class _ReportState:
             sided = self._sided(s, term, plural_both=False, lo=lo, hi=hi)
             if sided != [organ]:
                 return sided
-        for h in header_organs:
-            if h in PAIRED_ORGANS[organ]:
-                return [h]
-        side = lx.SIDE_RE.findall(s[lo:hi])
-        return self._side_names(organ, side) or [organ]
+        side = self._side_names(organ, lx.SIDE_RE.findall(s[lo:hi]))
+        if side:
+            return side
+        sided_headers = [h for h in header_organs if h in PAIRED_ORGANS[organ]]
+        return sided_headers if len(sided_headers) == 1 else [organ]
 
     def _sided(
         self, s: str, term: lx.Term, plural_both: bool, lo: int = 0, hi: int | None = None
@@ -343,6 +366,8 @@ class _ReportState:
             return list(lx.ORGAN_GROUPS[organ])
         if organ not in PAIRED_ORGANS:
             return [organ]
+        if term.text.lower().startswith("lingula"):
+            return [PAIRED_ORGANS[organ][0]]
         own = lx.SIDE_RE.findall(term.text)
         if own:
             return self._side_names(organ, own)
@@ -399,7 +424,7 @@ class _ReportState:
             positive = [m for m in mentions if a <= m.noun_start < b and not m.negated and not m.descriptive]
             if positive:
                 continue
-            negated_lesion = any(a <= m.noun_start < b and m.negated for m in mentions)
+            negated_lesion = any(a <= m.noun_start < b and m.negated and not m.resolved for m in mentions)
             if not (negated_lesion or lx.NORMAL_RE.search(clause)):
                 continue
             terms = [o for o in organs if a <= o.start < b]
