@@ -13,7 +13,9 @@ Mapping (ours -> reference):
 * ``Tumor Size (mm)``: ``"26.0 x 25.0"``, ``U`` when unknown, ``multiple`` for
   an uncounted set;
 * a record standing for ``n`` tumours becomes ``n`` rows (the first carries the
-  group's size, the others ``U``); a lower bound adds one ``multiple`` row;
+  group's size, the others ``U``); a lower-bound group ("multiple cysts, the
+  largest 15 mm") becomes a row with the largest size plus one ``multiple`` row,
+  which reads back as "at least one more" (count 1, lower bound);
 * ``Unknow Tumor Size`` (sic, the reference's spelling) is ``yes`` when any
   tumour of that organ in the case has no size;
 * a case without tumours is one row with ``no lesion`` = ``True``.
@@ -121,9 +123,10 @@ def facts_to_reference_rows(facts: ReportFacts, report: str = "") -> list[dict[s
             "malignancy": _MAL_TO_REF.get(t.malignancy, "u"),
             "metastasis": "u",
         }
-        sizes = [_size(t.diameters_mm)] + ["U"] * (t.count - 1)
         if t.count_is_lower_bound:
-            sizes.append("multiple")
+            sizes = [_size(t.diameters_mm), "multiple"]  # the largest, then "more of them"
+        else:
+            sizes = [_size(t.diameters_mm)] + ["U"] * (t.count - 1)
         for size in sizes:
             rows.append({**common, "Tumor Size (mm)": size})
     for i, row in enumerate(rows, start=1):
@@ -212,7 +215,7 @@ def read_reference_csv(path: str | Path) -> tuple[list[ReportFacts], list[str]]:
                 malignancy=_MAL_FROM_REF.get((row.get("malignancy") or "").lower(), "unknown"),
             )
             if size_text.lower() == "multiple":
-                t.count, t.count_is_lower_bound = 2, True
+                t.count, t.count_is_lower_bound = 1, True  # at least one more, of unknown size
             else:
                 t.diameters_mm = _parse_size(size_text) or []
             facts.tumours.append(t)
