@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4, help="transformers: reports per generate call (default 4)")
     p.add_argument("--device", default="cpu", help="transformers: cpu, cuda, cuda:1 ... (default cpu)")
     p.add_argument("--max-retries", type=int, default=2, help="LLM backends: retries for invalid output (default 2)")
+    p.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"),
+                   help="openai: API key if your server wants one (default: $OPENAI_API_KEY)")
+    p.add_argument("--schema-style", choices=("json_schema", "json_object", "none"), default="json_schema",
+                   help="openai: how the answer's JSON schema is sent: json_schema (vLLM, Ollama, llama.cpp "
+                        "server; default), json_object (llama-cpp-python's server), none")
     p.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request (default 120)")
     p.add_argument("--progress", choices=("auto", "bar", "jsonl", "none"), default="auto",
                    help="bar on a terminal (auto), or one JSON event per line on stdout (jsonl)")
@@ -59,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         extractor = make_extractor(
             args.backend, model=args.model, url=args.url, workers=args.workers, batch_size=args.batch_size,
             device=args.device, max_retries=args.max_retries, timeout_s=args.timeout,
+            schema_style=args.schema_style, api_key=args.api_key,
         )
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -40,6 +40,7 @@ from .schema import (
 )
 
 _FENCE_LINE = re.compile(r"^[ \t]*```[\w-]*[ \t]*$", re.MULTILINE)
+_LINE_START_BRACE = re.compile(r"^\{", re.MULTILINE)
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
 _ABS_TOL = 1e-6
 #: Longest message of one schema violation (enum messages list the vocabulary).
@@ -99,26 +100,30 @@ class LLMExtractionError(ExtractionError):
 def find_json_object(raw: str) -> Any:
     """Decode the first JSON object in ``raw``.
 
-    Code-fence lines (```` ```json ````) are removed; text before the first
-    ``{`` that starts a valid JSON value and text after its end are ignored.
-    Raises :class:`InvalidModelOutput` when no ``{`` starts valid JSON.
+    Code-fence lines (```` ```json ````) are removed and text around the
+    object is ignored. The object may start at the first ``{`` or, when that
+    one does not start valid JSON (chatter such as "see {below}"), at a ``{``
+    that opens a line; a ``{`` nested inside a cut-off answer is never taken
+    for the answer. Raises :class:`InvalidModelOutput` naming the decoding
+    problem of the first candidate.
     """
     text = _FENCE_LINE.sub("", raw)
-    decoder = json.JSONDecoder()
-    first_error: json.JSONDecodeError | None = None
-    start = text.find("{")
-    while start >= 0:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-            return value
-        except json.JSONDecodeError as exc:
-            first_error = first_error or exc
-        start = text.find("{", start + 1)
-    if first_error is None:
+    first = text.find("{")
+    if first < 0:
         raise InvalidModelOutput(["the answer contains no JSON object"])
-    raise InvalidModelOutput(
-        [f"the answer is not valid JSON: {first_error.msg} at character {first_error.pos}"]
-    )
+    candidates = [first] + [m.start() for m in _LINE_START_BRACE.finditer(text) if m.start() > first]
+    decoder = json.JSONDecoder()
+    errors: list[json.JSONDecodeError] = []
+    for start in candidates:
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except json.JSONDecodeError as exc:
+            errors.append(exc)
+    first_error = errors[0]
+    problem = f"the answer is not valid JSON: {first_error.msg} at character {first_error.pos}"
+    if first_error.pos >= len(text.rstrip()) or first_error.msg.startswith("Unterminated string"):
+        problem += " (it ends before the JSON is complete)"
+    raise InvalidModelOutput([problem])
 
 
 @lru_cache(maxsize=1)

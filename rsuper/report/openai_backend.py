@@ -124,25 +124,31 @@ class OpenAIExtractor(Extractor):
         model = self.model
         attempts = 1 + self.max_retries
         messages = build_messages(text)
-        last = ""
+        problems: list[str] = []
         for attempt in range(1, attempts + 1):
             try:
                 answer, finish = self._chat(model, messages)
                 facts = parse_model_output(answer, case_id, text, self.info)
             except _TransientError as exc:
-                last = str(exc)
+                problems.append(str(exc))
                 if attempt < attempts:
                     time.sleep(self.backoff_s * 2 ** (attempt - 1))
                 continue
+            except LLMExtractionError as exc:  # a request the server rejects: asking again cannot help
+                raise LLMExtractionError(f"{case_id}: {exc}", attempts=attempt, last_error=str(exc)) from exc
             except InvalidModelOutput as exc:
-                last = str(exc) + (" (the answer was cut off by the token limit)" if finish == "length" else "")
-                messages = retry_messages(text, answer, last)
+                problem = str(exc) + (" (the answer was cut off by the token limit)" if finish == "length" else "")
+                problems.append(problem)
+                messages = retry_messages(text, answer, problem)
                 continue
             if attempt > 1:
-                facts.warnings.insert(0, f"valid answer on attempt {attempt} of {attempts}; last problem: {last}")
+                facts.warnings.insert(
+                    0, f"valid answer on attempt {attempt} of {attempts}; earlier: " + " | ".join(problems)
+                )
             return facts
+        last = problems[-1]
         raise LLMExtractionError(
-            f"{case_id}: no valid answer after {attempts} attempts; last problem: {last}",
+            f"{case_id}: no valid answer (attempts: {attempts}); last problem: {last}",
             attempts=attempts,
             last_error=last,
         )
@@ -214,7 +220,7 @@ class OpenAIExtractor(Extractor):
                     time.sleep(self.backoff_s * 2 ** (attempt - 1))
         else:
             raise LLMExtractionError(
-                f"could not list the server's models after {attempts} attempts: {last}", attempts, last
+                f"could not list the server's models (attempts: {attempts}): {last}", attempts, last
             )
         ids = [m.get("id") for m in (listing.get("data") or []) if isinstance(m, dict) and m.get("id")]
         if not ids:

@@ -37,6 +37,9 @@ class TransformersExtractor(Extractor):
         max_new_tokens: token limit of one answer.
         max_retries: extra attempts for a report whose answer is invalid.
 
+    ``batch_size``, ``max_new_tokens`` and ``max_retries`` are kept as
+    attributes of the same names and may be changed between calls.
+
     Attributes:
         generate_calls: number of ``generate`` calls made so far.
         sequences_generated: number of answers generated so far (all attempts).
@@ -74,14 +77,9 @@ class TransformersExtractor(Extractor):
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._device = torch.device(device)
         self._model = AutoModelForCausalLM.from_pretrained(str(path), **load_kwargs).to(self._device).eval()
-        self._generation = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=self._tokenizer.pad_token_id,
-            eos_token_id=self._model.generation_config.eos_token_id or self._tokenizer.eos_token_id,
-        )
         self._model_name = gguf_file or path.name
         self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
         self.max_retries = max_retries
         self.generate_calls = 0
         self.sequences_generated = 0
@@ -112,22 +110,38 @@ class TransformersExtractor(Extractor):
             torch.cuda.empty_cache()
 
     # ------------------------------------------------------------ internals
-    def _generate(self, conversations: list[list[Message]]) -> list[str]:
-        """One batched greedy ``generate``: the answer text of each conversation."""
-        inputs = self._tokenizer.apply_chat_template(
-            conversations,
-            add_generation_prompt=True,
-            tokenize=True,
-            padding=True,
-            return_dict=True,
-            return_tensors="pt",
-        ).to(self._device)
+    def prompt_text(self, conversation: list[Message]) -> str:
+        """The model's input for one conversation: chat template applied, answer turn opened."""
+        return self._tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+
+    def _generate(self, conversations: list[list[Message]]) -> list[tuple[str, bool]]:
+        """One batched greedy ``generate``.
+
+        Returns, per conversation, the answer text and whether it was cut off
+        by ``max_new_tokens`` (no end-of-sequence token generated).
+        """
+        prompts = [self.prompt_text(c) for c in conversations]
+        # The chat template already holds the special tokens.
+        inputs = self._tokenizer(prompts, padding=True, add_special_tokens=False, return_tensors="pt")
+        inputs = inputs.to(self._device)
+        eos = self._model.generation_config.eos_token_id
+        if eos is None:
+            eos = self._tokenizer.eos_token_id
+        config = GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            pad_token_id=self._tokenizer.pad_token_id,
+            eos_token_id=eos,
+        )
         with torch.inference_mode():
-            output = self._model.generate(**inputs, generation_config=self._generation)
+            output = self._model.generate(**inputs, generation_config=config)
         self.generate_calls += 1
         self.sequences_generated += len(conversations)
         answers = output[:, inputs["input_ids"].shape[1]:]  # (batch, new tokens)
-        return self._tokenizer.batch_decode(answers, skip_special_tokens=True)
+        eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=answers.device)
+        finished = torch.isin(answers, eos_ids).any(dim=1)  # (batch,)
+        texts = self._tokenizer.batch_decode(answers, skip_special_tokens=True)
+        return [(text, not done) for text, done in zip(texts, finished.tolist())]
 
     def _extract_batch(self, batch: list[ReportItem]) -> list[ReportFacts | Exception]:
         """Facts or error per report; invalid answers are retried as a smaller batch."""
@@ -144,13 +158,14 @@ class TransformersExtractor(Extractor):
                     results[i] = ExtractionError(f"{batch[i].case_id}: generation failed: {exc}")
                 return results  # type: ignore[return-value]
             still_pending = []
-            for i, answer in zip(pending, answers):
+            for i, (answer, cut_off) in zip(pending, answers):
                 item = batch[i]
                 try:
                     facts = parse_model_output(answer, item.case_id, item.text, self.info)
                 except InvalidModelOutput as exc:
-                    problems[i].append(str(exc))
-                    conversations[i] = retry_messages(item.text, answer, str(exc))
+                    problem = str(exc) + (" (the answer was cut off by max_new_tokens)" if cut_off else "")
+                    problems[i].append(problem)
+                    conversations[i] = retry_messages(item.text, answer, problem)
                     still_pending.append(i)
                     continue
                 if attempt > 1:
@@ -164,7 +179,7 @@ class TransformersExtractor(Extractor):
         for i in pending:
             last = problems[i][-1]
             results[i] = LLMExtractionError(
-                f"{batch[i].case_id}: no valid answer after {attempts} attempts; last problem: {last}",
+                f"{batch[i].case_id}: no valid answer (attempts: {attempts}); last problem: {last}",
                 attempts=attempts,
                 last_error=last,
             )
