@@ -148,13 +148,6 @@ LESION_RE = re.compile(
     re.IGNORECASE,
 )
 
-#: Nouns that are findings but not tumours; a lesion noun inside such a phrase is ignored.
-NOT_TUMOUR_RE = re.compile(
-    r"\b(?:stones?|calcul(?:us|i)|lithiasis|nephrolithiasis|cholelithiasis|diverticul\w*|lymph\s+nodes?|"
-    r"nodes?|lymphadenopathy|adenopathy|collections?|abscess(?:es)?|hematomas?|granulomas?|splenules?|"
-    r"atelectasis|effusions?|ascites|hernias?)\b",
-    re.IGNORECASE,
-)
 
 _COUNT_WORDS: dict[str, tuple[int, bool]] = {
     "a": (1, False), "an": (1, False), "one": (1, False), "single": (1, False), "solitary": (1, False),
@@ -203,22 +196,11 @@ CLAUSE_BREAK_RE = re.compile(
     r"\bwith\s+the\s+exception\s+of\b|\bwhile\b|,\s*(?:and\s+)?(?:there\s+is|there\s+are|with)\b",
     re.IGNORECASE,
 )
-#: A size is from a prior study when one of these stands shortly before it ...
-PRIOR_BEFORE_RE = re.compile(
-    r"\b(?:previously|previous(?:ly)?\s+(?:measured|measuring)?|prior(?:ly)?|formerly|"
-    r"(?:compared|comparison)\s+(?:to|with)|from|was|were|then|earlier|baseline|before|versus|vs\.?|(?:had\s+)?measured)\s*"
-    r"(?:\w+\s+){0,3}$",
-    re.IGNORECASE,
-)
 #: ... or one of these right after it.
 PRIOR_AFTER_RE = re.compile(
     r"^\s*,?\s*(?:\(?\s*)?(?:on|in|at)\s+(?:the\s+)?(?:prior|previous|preceding|last|outside|earlier|\d{1,2}/\d{1,2}/\d{2,4}|"
     r"(?:19|20)\d\d|\w+\s+(?:19|20)\d\d)",
     re.IGNORECASE,
-)
-#: Words that put a size back into the present ("now measures 12 mm").
-CURRENT_RE = re.compile(
-    r"\b(?:now|currently|today|current|presently|measuring|measures|to)\s*(?:\w+\s+){0,2}$", re.IGNORECASE
 )
 
 ATTENUATION_PATTERNS: list[tuple[str, str]] = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.pool
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from . import lexicon as lx
@@ -47,9 +47,6 @@ class _Record:
     tumour: Tumour
     section: str
     block: int
-    group_size: bool = False
-    anaphoric_source: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class RulesExtractor(Extractor):
@@ -241,7 +238,7 @@ class _ReportState:
                     malignancy=malignancy,
                     evidence=evidence,
                 )
-                self.records.append(_Record(t, sent.section, self.block, group_size=n > 1 and bool(dims)))
+                self.records.append(_Record(t, sent.section, self.block))
 
     def _absorb_members(self, first: int) -> None:
         """"Two lesions: a 2 cm lesion in segment 7 and a 9 mm one in segment 3" -> the two members only."""
@@ -380,9 +377,7 @@ class _ReportState:
         if m:
             return self._side_names(organ, [m.group(1)])
         plural = term.text.lower().endswith("s") or term.text.lower() in ("adrenals",)
-        if plural_both or plural:
-            return list(PAIRED_ORGANS[organ]) if plural or plural_both else [organ]
-        return [organ]
+        return list(PAIRED_ORGANS[organ]) if plural_both or plural else [organ]
 
     @staticmethod
     def _side_names(organ: str, words: list[str]) -> list[str]:
