@@ -315,6 +315,13 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
     tree.update({k: v for k, v in (data or {}).items() if k != "stages"})
     if "stages" in (data or {}):
         tree["stages"] = data["stages"]
+    for section in ("data", "classes", "model", "optim"):
+        merged = _plain(dataclasses.asdict(getattr(TrainConfig(), section)))
+        given = tree.get(section)
+        if given is not None and not isinstance(given, dict):
+            raise ConfigError(f"config.{section}: expected a mapping, got {given!r}")
+        merged.update(given or {})
+        tree[section] = merged
     if base_dir is not None:
         for path in _PATH_KEYS:
             node = tree
@@ -328,10 +335,6 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
             _set_dotted(tree, key, value)
         except (IndexError, ValueError) as exc:
             raise ConfigError(f"override {key!r}: {exc}") from None
-    for section in ("data", "classes", "model", "optim"):
-        merged = _plain(dataclasses.asdict(getattr(TrainConfig(), section)))
-        merged.update(tree.get(section) or {})
-        tree[section] = merged
     config = _build(TrainConfig, tree, "config")
     _check(config)
     return config
