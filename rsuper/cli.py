@@ -19,6 +19,9 @@ from rsuper import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "rsuper.report.command_extract",
     "rsuper.report.command_schema",
+    "rsuper.data.command_validate",
+    "rsuper.data.command_preprocess",
+    "rsuper.train.command_train",
     "rsuper.demo",
 )
 
