@@ -1,4 +1,4 @@
-"""The R-Super organ label map and its translation to the report-facts vocabulary."""
+"""Organ label maps (R-Super, imported, read from files) and their translation to the report-facts vocabulary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from rsuper.anatomy.labels import RSUPER_ORGAN_LABELS, LabelMap, labels_for, organ_of
+from rsuper.anatomy.label_maps import (
+    TOTALSEGMENTATOR_NAMES, is_known_name, label_map_from_dataset_json, read_label_map, rsuper_name_of,
+)
+from rsuper.anatomy.labels import (
+    RSUPER_IMPORT_LABELS, RSUPER_ORGAN_LABELS, WHOLE_LIVER_LABEL, WHOLE_PANCREAS_LABEL, LabelMap, labels_for, organ_of,
+)
 from rsuper.report.schema import ORGANS, SUBSEGMENTS
 
 
@@ -75,3 +80,61 @@ def test_labels_for_organs_and_subsegments() -> None:
     assert labels_for("uterus") == []
     with pytest.raises(KeyError, match="upper_pole"):
         labels_for("kidney_left", "upper_pole")
+
+
+def test_import_map_adds_whole_organs() -> None:
+    lm = RSUPER_IMPORT_LABELS
+    assert {v: lm.name_of(v) for v in range(35)} == RSUPER_ORGAN_LABELS.labels
+    assert lm.name_of(WHOLE_LIVER_LABEL) == "liver" and lm.name_of(WHOLE_PANCREAS_LABEL) == "pancreas"
+    assert len(set(lm.colors.values())) == len(lm.labels)
+    assert labels_for("pancreas", None, lm) == [32, 33, 34, WHOLE_PANCREAS_LABEL]
+    assert labels_for("liver", None, lm) == [*range(24, 32), WHOLE_LIVER_LABEL]
+    assert labels_for("pancreas", "head", lm) == [32]  # a whole organ is no sub-segment
+
+
+def test_structure_names_of_other_segmenters() -> None:
+    assert len(TOTALSEGMENTATOR_NAMES) == 117  # TotalSegmentator v2 "total" task
+    cases = {
+        "kidney_left": "kidney_left", "Kidney Left": "kidney_left", "gallbladder": "gall_bladder",
+        "inferior_vena_cava": "postcava", "small_bowel": "intestine", "urinary_bladder": "bladder",
+        "lung_middle_lobe_right": "lung_right", "lung_upper_lobe_left": "lung_left", "liver": "liver",
+        "pancreas": "pancreas", "pancreas_tail": "pancreas_tail", "portal_vein_and_splenic_vein":
+        "portal_vein_and_splenic_vein", "adrenal_gland_right": "adrenal_gland_right",
+    }
+    for name, target in cases.items():
+        assert rsuper_name_of(name) == target, name
+    for unused in ("vertebrae_L3", "vertebrae_l3", "rib_left_7", "heart", "iliopsoas_right"):
+        assert rsuper_name_of(unused) is None and is_known_name(unused), unused
+    for unknown in ("kidney", "pancreatic_duct", "liver_tumor"):
+        assert rsuper_name_of(unknown) is None and not is_known_name(unknown), unknown
+    targets = {t for t in TOTALSEGMENTATOR_NAMES.values() if t is not None}
+    assert targets <= set(RSUPER_IMPORT_LABELS.labels.values())
+
+
+def test_label_map_from_dataset_json(tmp_path) -> None:
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({"name": "Dataset300_x", "labels": {"background": 0, "liver": 1, "gizmo": 2}}))
+    lm = label_map_from_dataset_json(path)
+    assert lm.labels == {0: "background", 1: "liver", 2: "gizmo"} and lm.name == "Dataset300_x"
+    assert lm.color_of(1) == RSUPER_IMPORT_LABELS.color_of(WHOLE_LIVER_LABEL)  # known names keep our colour
+    assert read_label_map(path) == lm
+    path.write_text(json.dumps({"labels": {"0": "background", "1": "spleen"}}))  # nnU-Net v1
+    assert label_map_from_dataset_json(path).labels == {0: "background", 1: "spleen"}
+    bad = {
+        "region-based": {"background": 0, "whole": [1, 2], "core": [2]},
+        "not an integer": {"background": 0, "a": 1.5},
+        "share the value": {"background": 0, "a": 1, "b": 1},
+    }
+    for message, labels in bad.items():
+        path.write_text(json.dumps({"labels": labels}))
+        with pytest.raises(ValueError, match=message):
+            label_map_from_dataset_json(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not JSON"):
+        read_label_map(path)
+    path.write_text(json.dumps({"channel_names": {}}))
+    with pytest.raises(ValueError, match="not a label map"):
+        read_label_map(path)
+    ours = tmp_path / "map.json"
+    ours.write_text(json.dumps(RSUPER_ORGAN_LABELS.to_dict()))
+    assert read_label_map(ours) == RSUPER_ORGAN_LABELS

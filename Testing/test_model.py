@@ -241,3 +241,19 @@ def test_model_package_does_not_import_torch_until_a_name_is_used():
     assert rsuper.model.UNet3D is UNet3D and rsuper.model.build_model is build_model
     with pytest.raises(AttributeError):
         rsuper.model.NoSuchName
+
+
+def test_output_biases_start_at_the_prior() -> None:
+    torch.manual_seed(0)
+    model = UNet3D(out_channels=3, features=(4, 8, 16), deep_supervision=1, prior_probability=0.02).train()
+    logit = torch.log(torch.tensor(0.02 / 0.98))
+    convs = [model.net.output_block.conv.conv, *(h.conv.conv for h in model.net.deep_supervision_heads)]
+    assert len(convs) == 2
+    for conv in convs:
+        assert torch.allclose(conv.bias, logit.expand_as(conv.bias))
+    for head in model(torch.randn(1, 1, 16, 16, 16)):
+        assert torch.sigmoid(head).mean().item() < 0.1
+    plain = UNet3D(out_channels=3, features=(4, 8, 16), prior_probability=None).train()
+    assert abs(torch.sigmoid(plain(torch.randn(1, 1, 16, 16, 16))[0]).mean().item() - 0.5) < 0.2
+    with pytest.raises(ValueError, match="prior_probability"):
+        UNet3D(out_channels=1, features=(4, 8, 16), prior_probability=1.0)

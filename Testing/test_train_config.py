@@ -32,8 +32,8 @@ def test_defaults_are_the_two_stage_recipe(tmp_path: Path) -> None:
 
 
 def test_overrides_parse_yaml_values_and_index_stages(tmp_path: Path) -> None:
-    cfg = load_config(_write(tmp_path, {"data": {"manifest": "m.csv"}}),
-                      ["stages.1.steps=7", "optim.ema=0", "data.patch_size=[32, 48, 64]", "model.kwargs.features=[4,8]"])
+    overrides = ["stages.1.steps=7", "optim.ema=0", "data.patch_size=[32, 48, 64]", "model.kwargs.features=[4,8]"]
+    cfg = load_config(_write(tmp_path, {"data": {"manifest": "m.csv"}}), overrides)
     assert cfg.stages[1].steps == 7
     assert cfg.optim.ema == 0.0
     assert cfg.data.patch_size == (32, 48, 64)

@@ -3,7 +3,8 @@
 :data:`RSUPER_ORGAN_LABELS` is the 35-label map (background included) of the
 organ / sub-segment model published with R-Super (nnU-Net, liver Couinaud
 segments and pancreas head/body/tail predicted directly). The synthetic
-phantom writes its organ masks with the same map.
+phantom writes its organ masks with the same map. :data:`RSUPER_IMPORT_LABELS`
+adds whole-liver and whole-pancreas labels for imported masks without sub-segments.
 
 Label names use the model's spelling (``gall_bladder``, ``adrenal_gland_left``,
 ``liver_segment_7``); report facts use the vocabulary of
@@ -129,6 +130,23 @@ RSUPER_ORGAN_LABELS = LabelMap(
     labels={i: n for i, (n, _) in enumerate(_RSUPER_ENTRIES)},
     colors={i: c for i, (_, c) in enumerate(_RSUPER_ENTRIES)},
     name="rsuper_organs",
+)
+
+#: Label of a whole liver without Couinaud segments (imported masks, e.g. TotalSegmentator).
+WHOLE_LIVER_LABEL = 35
+#: Label of a whole pancreas not (yet) split into head / body / tail; see
+#: :func:`rsuper.anatomy.pancreas_split.split_pancreas`.
+WHOLE_PANCREAS_LABEL = 36
+
+#: :data:`RSUPER_ORGAN_LABELS` plus two whole-organ labels, ``liver`` (35) and
+#: ``pancreas`` (36), for masks whose source has no sub-segments. Labels 0-34
+#: keep their meaning, so a cohort may use this map for every case.
+#: :func:`labels_for` counts them in their organ (``labels_for("pancreas")``
+#: gives 32, 33, 34 and 36); a sub-segment never includes them.
+RSUPER_IMPORT_LABELS = LabelMap(
+    labels={**RSUPER_ORGAN_LABELS.labels, WHOLE_LIVER_LABEL: "liver", WHOLE_PANCREAS_LABEL: "pancreas"},
+    colors={**RSUPER_ORGAN_LABELS.colors, WHOLE_LIVER_LABEL: (221, 130, 101), WHOLE_PANCREAS_LABEL: (243, 186, 96)},
+    name="rsuper_organs_import",
 )
 
 # Label name -> facts organ where the spelling differs. Names absent here and
