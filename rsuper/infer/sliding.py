@@ -8,6 +8,11 @@ probabilities (not the logits) are averaged; the default blending weights the
 window centres more (``"gaussian"``), ``"constant"`` is the reference's uniform
 average.
 
+Optional flip test-time augmentation (``tta=True``) runs every window four
+times, as is and mirrored along each of its three axes, and averages the four
+sigmoid probabilities (each mirrored back first) before blending, as nnU-Net
+mirrors each window; the stitched volume is therefore still built only once.
+
 Shapes: image ``(I, J, K)`` float32 (already preprocessed: resampled,
 HU-clipped, z-scored); result ``(C, I, J, K)`` float32 in [0, 1], one channel
 per class of the model (organs, then lesions).
@@ -30,6 +35,9 @@ from rsuper.model.registry import as_heads
 ProgressCallback = Callable[[int, int], None]
 
 BLEND_MODES = ("gaussian", "constant")
+
+#: Flip test-time augmentation: the window as is, then mirrored along each spatial axis of ``(B, C, X, Y, Z)``.
+TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (4,))
 
 
 def _triple(patch_size: int | Sequence[int]) -> tuple[int, int, int]:
@@ -69,6 +77,8 @@ def predict_probabilities(
     pad_value: float | None = None,
     output_device: str | torch.device = "cpu",
     progress: ProgressCallback | None = None,
+    tta: bool = False,
+    channels: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Sigmoid probabilities of every class over the whole volume.
 
@@ -93,12 +103,16 @@ def predict_probabilities(
         output_device: where the ``(C, I, J, K)`` result is stitched; the CPU by
             default so that a large volume does not have to fit on the GPU.
         progress: optional ``callback(windows_done, windows_total)``.
+        tta: flip test-time augmentation (:data:`TTA_FLIPS`; four forward passes per window).
+        channels: output channels to keep (indices of the model's C); ``None``
+            keeps all. Only the kept channels are stitched, which bounds the
+            memory of a large volume to ``len(channels)`` float32 copies.
 
     Returns:
-        ``(C, I, J, K)`` float32 probabilities in [0, 1].
+        ``(C', I, J, K)`` float32 probabilities in [0, 1], ``C'`` = ``len(channels)`` or C.
 
     Raises:
-        ValueError: a bad image shape, patch size, overlap, batch size or mode.
+        ValueError: a bad image shape, patch size, overlap, batch size, mode or channel list.
     """
     if mode not in BLEND_MODES:
         raise ValueError(f"blend mode {mode!r} not one of {BLEND_MODES}")
@@ -107,6 +121,9 @@ def predict_probabilities(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     patch = _triple(patch_size)
+    keep = None if channels is None else [int(c) for c in channels]
+    if keep is not None and (not keep or min(keep) < 0):
+        raise ValueError(f"channels must be a non-empty list of channel indices, got {channels!r}")
     if len(image.shape) != 3:
         raise ValueError(f"image must be (I, J, K), got shape {tuple(image.shape)}")
 
@@ -122,11 +139,22 @@ def predict_probabilities(
     total = count_windows(image.shape, patch, overlap)
     done = 0
 
-    def predictor(windows: Tensor) -> Tensor:  # (b, 1, Px, Py, Pz) -> (b, C, Px, Py, Pz)
-        nonlocal done
+    def window_probs(windows: Tensor) -> Tensor:  # (b, 1, Px, Py, Pz) -> (b, C', Px, Py, Pz)
         with torch.autocast(run_device.type, enabled=amp):
             logits = as_heads(model(windows))[0]
-        probs = torch.sigmoid(logits.float())
+        if keep is not None:
+            logits = logits[:, keep]
+        return torch.sigmoid(logits.float())
+
+    def predictor(windows: Tensor) -> Tensor:  # (b, 1, Px, Py, Pz) -> (b, C', Px, Py, Pz)
+        nonlocal done
+        if tta:
+            probs = window_probs(windows)
+            for dims in TTA_FLIPS[1:]:
+                probs += window_probs(windows.flip(dims)).flip(dims)
+            probs /= len(TTA_FLIPS)
+        else:
+            probs = window_probs(windows)
         done += windows.shape[0]
         if progress is not None:
             progress(done, total)
