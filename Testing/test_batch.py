@@ -131,3 +131,11 @@ def test_demo_runs(tmp_path):
     for png in ("loss_curves.png", "metrics.png"):
         assert (study / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "masks + reports" in res.stdout and "detection F1" in res.stdout
+    # Step 2: the organ overlay; step 4: predictions, the metrics table and the AI-vs-report pages.
+    assert (tmp_path / "d" / "organs" / "organs_overlay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "pancreas split Dice" in res.stdout
+    assert "Evaluation" in res.stdout and (study / "metrics.csv").exists()
+    assert "AI vs report" in (study / "comparison" / "index.html").read_text()
+    pages = sorted((study / "comparison" / "index_cases").glob("*.html"))
+    assert [p.stem for p in pages] == sorted(results["per_case"]["masks_reports"][i]["case_id"]
+                                             for i in range(len(pages)))

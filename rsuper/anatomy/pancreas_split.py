@@ -27,7 +27,7 @@ on the synthetic phantoms (whose parts are cut at 34 % / 67 % of a drawing
 polyline that stops short of the rounded ends): over 10 phantoms, in RAS
 and LPS arrays alike, every part reaches a Dice of 0.92 or more at the
 default 1.5 x 1.5 x 2.5 mm and 0.87 or more at 3 x 3 x 5 mm; see
-``docs/pancreas-split.md``.
+``docs/organ-masks.md`` (section "Pancreas sub-segments").
 
 A pancreas shorter than :data:`MIN_LENGTH_MM` from tip to tip is left whole
 (reported): such a small piece is most likely a partial segmentation, and

@@ -174,6 +174,7 @@ def make_phantom(
     spacing_mm: Sequence[float] = DEFAULT_SPACING_MM,
     tumours: list[TumourSpec] | None = None,
     n_tumours: int | tuple[int, int] = (0, 3),
+    min_diameter_mm: float = 8.0,
     orientation: str = "RAS",
     case_id: str | None = None,
 ) -> Phantom:
@@ -186,6 +187,7 @@ def make_phantom(
         tumours: explicit tumours (``[]`` = healthy); ``None`` draws random ones.
         n_tumours: when drawing, how many: a number or an inclusive range
             (``0`` = healthy). A drawn tumour that does not fit shrinks, then is dropped.
+        min_diameter_mm: smallest largest-diameter of a drawn tumour, mm.
         orientation: array axis codes (nibabel ``aff2axcodes`` style), e.g. ``"RAS"``, ``"LPS"``.
         case_id: defaults to ``phantom_seed<seed>``.
 
@@ -201,7 +203,7 @@ def make_phantom(
     drawn = tumours is None
     if drawn:
         lo, hi = (n_tumours, n_tumours) if isinstance(n_tumours, int) else n_tumours
-        tumours = random_specs(rng, int(rng.integers(lo, hi + 1)))
+        tumours = random_specs(rng, int(rng.integers(lo, hi + 1)), min_diameter_mm)
     instances, placed = _add_tumours(canvas, list(tumours), rng, spacing_mm, affine, drawn)
     ct = _finish_ct(canvas.hu, rng)
     report, facts = write_report(case_id, placed, rng)

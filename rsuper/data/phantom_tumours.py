@@ -130,8 +130,12 @@ class PlacedTumour:
         return float(np.pi / 6.0 * a * b * c)
 
 
-def random_specs(rng: np.random.Generator, n: int) -> list[TumourSpec]:
-    """``n`` random tumours in the pancreas, liver or kidneys (8-40 mm)."""
+def random_specs(rng: np.random.Generator, n: int, min_diameter_mm: float = 8.0) -> list[TumourSpec]:
+    """``n`` random tumours in the pancreas, liver or kidneys.
+
+    The largest diameter is uniform between ``min_diameter_mm`` and the organ's
+    limit (24 mm pancreas, 28 mm kidney, 40 mm liver), at most that limit.
+    """
     organs = list(_RANDOM_ORGANS)
     probs = [_RANDOM_ORGANS[o][0] for o in organs]
     specs = []
@@ -141,7 +145,7 @@ def random_specs(rng: np.random.Generator, n: int) -> list[TumourSpec]:
         if organ in _RANDOM_SUBSEGMENTS:
             names, p = _RANDOM_SUBSEGMENTS[organ]
             sub = names[int(rng.choice(len(names), p=p))]
-        d1 = rng.uniform(8.0, _RANDOM_ORGANS[organ][1])
+        d1 = rng.uniform(min(min_diameter_mm, _RANDOM_ORGANS[organ][1]), _RANDOM_ORGANS[organ][1])
         d2 = d1 * rng.uniform(0.7, 1.0)
         d3 = d2 * rng.uniform(0.7, 1.0)
         att = ATTENUATION_KINDS[int(rng.choice(3, p=_RANDOM_ATTENUATION[organ]))]

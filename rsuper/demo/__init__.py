@@ -2,10 +2,17 @@
 
 Step 1 (report extraction): the bundled example reports are read by the
 offline ``rules`` extractor and the facts are printed as a table.
-Step 2 (training): on synthetic phantoms, a segmenter trained on a few masks
+Step 2 (organ masks): a phantom's TotalSegmentator-style masks are imported,
+the pancreas is split into head/body/tail, scored against the phantom's truth
+and drawn as a PNG overlay (:mod:`rsuper.demo.organs_step`).
+Step 3 (training): on synthetic phantoms, a segmenter trained on a few masks
 is compared with one trained on the same masks plus many reports
 (:mod:`rsuper.demo.study`); tumour DSC and detection F1 on held-out phantoms
 are printed and the loss curves and scores are drawn as PNGs.
+Step 4 (inference and comparison): the masks + reports model segments the
+held-out phantoms; ``rsuper evaluate`` prints the metrics table and
+``rsuper compare`` writes the AI-vs-report HTML pages
+(:mod:`rsuper.demo.inference_step`).
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
     p.add_argument("--quick", action="store_true",
                    help="a much smaller training study (seconds; for smoke tests, not for conclusions)")
-    p.add_argument("--skip-training", action="store_true", help="only step 1 (report extraction)")
+    p.add_argument("--skip-training", action="store_true",
+                   help="only steps 1 and 2 (report extraction, organ masks)")
     return p
 
 
@@ -58,20 +66,33 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.extracted} reports extracted, {summary.errors} rejected "
         f"(see {errors_path(facts_path)}); facts in {facts_path} and {out / 'facts.csv'}"
     )
+    _organs_step(out / "organs", console)
     if not args.skip_training:
-        _training_step(out / "study", console, quick=args.quick)
+        study = _training_step(out / "study", console, quick=args.quick)
+        _inference_step(out / "study", study, console, quick=args.quick)
     return 0
 
 
-def _training_step(out: Path, console, quick: bool) -> None:
-    """Step 2: masks only vs masks + reports on phantoms; prints the scores."""
+def _organs_step(out: Path, console) -> None:
+    """Step 2: import TotalSegmentator-style masks, split the pancreas, draw the overlay."""
+    from .organs_step import run_organs_step
+
+    console.rule("[bold]Step 2: organ masks (TotalSegmentator-style import, pancreas head/body/tail split)")
+    result = run_organs_step(out)
+    dice = ", ".join(f"{part.removeprefix('pancreas_')} {d:.3f}" for part, d in result.split_dice.items())
+    console.print(f"organ mask: {result.organs}; pancreas split Dice vs the phantom's truth: {dice}")
+    console.print(f"overlay: {result.overlay}")
+
+
+def _training_step(out: Path, console, quick: bool):
+    """Step 3: masks only vs masks + reports on phantoms; prints the scores, returns the study result."""
     import shutil
 
     from rich.table import Table
 
     from .study import ARM_TITLES, ARMS, StudyOptions, run_study
 
-    console.rule("[bold]Step 2: does report supervision help? (synthetic phantoms, CPU)")
+    console.rule("[bold]Step 3: does report supervision help? (synthetic phantoms, CPU)")
     if out.exists():
         shutil.rmtree(out)  # the demo always starts afresh
     options = _quick_options() if quick else StudyOptions()
@@ -88,6 +109,18 @@ def _training_step(out: Path, console, quick: bool) -> None:
     console.print(table)
     console.print(f"figures: {result.figures['loss_curves']}, {result.figures['metrics']}; "
                   f"scores per case: {out / 'results.json'}; training jobs: {out / 'runs'}")
+    return result
+
+
+def _inference_step(out: Path, study, console, quick: bool) -> None:
+    """Step 4: segment the held-out phantoms with the masks + reports model, evaluate, compare with the reports."""
+    from .inference_step import run_inference_step
+
+    console.rule("[bold]Step 4: segment held-out CTs, score them, compare each AI tumour with its report")
+    result = run_inference_step(out, study.jobs["masks_reports"] / "checkpoints" / "final.pt", study.ids["test"],
+                                progress="bar" if console.is_terminal else "none", bootstrap=50 if quick else 200)
+    console.print(f"metrics: {result.metrics_csv} (summary {result.metrics_summary})")
+    console.print(f"AI vs report: {result.cohort_page}; the demo case: {result.case_page}")
 
 
 def _quick_options():

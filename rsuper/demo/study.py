@@ -44,6 +44,7 @@ class StudyOptions:
         n_mask, n_report, n_test: cases with masks, with reports only, held out.
         seed: seeds the phantoms and the training runs.
         phantom_shape, phantom_spacing_mm: phantom grid (voxels, mm).
+        min_diameter_mm: smallest largest-diameter of a phantom tumour (mm).
         spacing_mm: training grid (mm) the cache resamples to.
         hu_clip: HU window before z-scoring; a soft-tissue window (-160, 240)
             keeps the tumour-to-organ contrast (tens of HU) from being
@@ -67,6 +68,7 @@ class StudyOptions:
     seed: int = 2025
     phantom_shape: tuple[int, int, int] = (128, 112, 96)
     phantom_spacing_mm: tuple[float, float, float] = (1.5, 1.5, 2.5)
+    min_diameter_mm: float = 8.0
     spacing_mm: tuple[float, float, float] = (3.0, 3.0, 3.0)
     hu_clip: tuple[float, float] = (-160.0, 240.0)
     patch_size: tuple[int, int, int] = (48, 48, 48)
@@ -82,11 +84,15 @@ class StudyOptions:
 
 @dataclass
 class StudyResult:
-    """Scores of both arms (``summary``: :func:`rsuper.evaluate.metrics.summarise` output per arm)."""
+    """Scores of both arms (``summary``: :func:`rsuper.evaluate.metrics.summarise` output per arm).
+
+    ``ids`` holds the case ids per group (``mask``, ``report``, ``test``).
+    """
 
     summary: dict[str, dict[str, Any]]
     per_case: dict[str, list[dict[str, Any]]]
     jobs: dict[str, Path]
+    ids: dict[str, list[str]]
     figures: dict[str, Path] = field(default_factory=dict)
 
 
@@ -107,11 +113,12 @@ def _write_cases(out: Path, options: StudyOptions, log: Callable[[str], None]) -
             n_tumours = 0 if healthy else (1, 2)
             case_id = f"{group}_{len(ids[group]):03d}"
             phantom = make_phantom(seed, options.phantom_shape, options.phantom_spacing_mm,
-                                   n_tumours=n_tumours, case_id=case_id)
-            phantom.save(out / "cases" / case_id)
+                                   n_tumours=n_tumours, min_diameter_mm=options.min_diameter_mm,
+                                   case_id=case_id)
+            phantom.save(out / case_folder(group) / case_id)
             ids[group].append(case_id)
             number += 1
-    log(f"{sum(groups.values())} phantoms written to {out / 'cases'}")
+    log(f"{sum(groups.values())} phantoms written to {out / 'cases'} and {out / case_folder('test')}")
     return ids
 
 
@@ -133,14 +140,20 @@ def _extract_report_facts(out: Path, report_ids: list[str]) -> Path:
     return facts
 
 
+def case_folder(group: str) -> str:
+    """Folder (under the study folder) of a group's phantoms: held-out cases apart, ready for folder commands."""
+    return "test_cases" if group == "test" else "cases"
+
+
 def _write_manifest(path: Path, mask_ids: list[str], report_ids: list[str] = (), split: str = "train") -> Path:
     """Manifest of mask cases (with their tumour masks) and report cases (none; their facts come joined)."""
+    folder = case_folder(split)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["case_id", "ct", "organs", "tumours", "split"])
         for cid in [*mask_ids, *report_ids]:
-            tumours = f"cases/{cid}/tumours.nii.gz" if cid in mask_ids else ""
-            writer.writerow([cid, f"cases/{cid}/ct.nii.gz", f"cases/{cid}/organs.nii.gz", tumours, split])
+            tumours = f"{folder}/{cid}/tumours.nii.gz" if cid in mask_ids else ""
+            writer.writerow([cid, f"{folder}/{cid}/ct.nii.gz", f"{folder}/{cid}/organs.nii.gz", tumours, split])
     return path
 
 
@@ -257,4 +270,4 @@ def run_study(out: Path, options: StudyOptions = StudyOptions(), progress: str =
     (out / "results.json").write_text(json.dumps(
         {"options": asdict(options), "summary": summary, "per_case": per_case}, indent=2, default=str) + "\n",
         encoding="utf-8")
-    return StudyResult(summary, per_case, jobs, figures)
+    return StudyResult(summary, per_case, jobs, ids, figures)
