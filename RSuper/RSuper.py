@@ -9,9 +9,7 @@ are installed.
 
 import enum
 import json
-import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,8 +29,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from RSuperLib import Dialogs, Install
-from RSuperLib.ProcessPoller import ProcessPoller
+from RSuperLib import Dialogs, Install, Jobs
 
 #: Node attribute: the ``tumours.json`` that ``rsuper predict`` wrote for a tumour segmentation.
 TUMOURS_JSON_ATTRIBUTE = "RSuper.TumoursJson"
@@ -84,24 +81,6 @@ class RSuperParameterNode:
     tumourSegmentation: vtkMRMLSegmentationNode
 
 
-def pythonExecutable() -> str:
-    """The Python that runs ``rsuper`` child processes: Slicer's own (PythonSlicer) inside Slicer."""
-    return shutil.which("PythonSlicer") or sys.executable
-
-
-def childEnvironment() -> dict:
-    """Environment of child processes: the bundled ``rsuper`` package importable from them."""
-    import importlib.util
-
-    Install.coreOnPath()
-    env = dict(os.environ)
-    spec = importlib.util.find_spec("rsuper")
-    if spec is not None and spec.origin:
-        folder = str(Path(spec.origin).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def flagText(flag: str) -> str:
     """Table wording of a comparison flag (``rsuper.compare.table.FLAG_TEXT``)."""
     from rsuper.compare.table import FLAG_TEXT
@@ -121,13 +100,9 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self.jobs = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._job = None
-        self._poller = None
-        self._jobDone = None
-        self._jobName = ""
-        self._cancelled = False
         self._rows = []
         self._lineNode = None
 
@@ -138,24 +113,23 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = RSuperLogic()
+        self.jobs = Jobs.JobPanel(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
+                                  logEdit=self.ui.logTextEdit, onChanged=self.onParameterNodeModified)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadFactsButton.connect("clicked(bool)", self.onLoadFacts)
         self.ui.createOrgansButton.connect("clicked(bool)", self.onCreateOrgans)
         self.ui.segmentTumoursButton.connect("clicked(bool)", self.onSegmentTumours)
-        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.compareButton.connect("clicked(bool)", self.onCompare)
         self.ui.comparisonTable.connect("itemSelectionChanged()", self.onComparisonRowSelected)
         self.ui.exportHtmlButton.connect("clicked(bool)", lambda: self.onExport("comparison.html"))
         self.ui.exportJsonButton.connect("clicked(bool)", lambda: self.onExport("comparison.json"))
-        self.ui.progressBar.setVisible(False)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self.removeObservers()
-        if self._poller is not None:
-            self._poller.stop()
+        self.jobs.stop()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -203,63 +177,16 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.factsStatusLabel.text = _("none stored with this CT")
         else:
             self.ui.factsStatusLabel.text = _("{n} tumour(s) reported").format(n=len(facts.get("tumours", [])))
-        idle = self._job is None and volume is not None
+        idle = not self.jobs.busy and volume is not None
         self.ui.createOrgansButton.enabled = idle
         self.ui.segmentTumoursButton.enabled = idle
         self.ui.compareButton.enabled = idle and facts is not None and node.tumourSegmentation is not None
         self.ui.loadFactsButton.enabled = volume is not None
 
-    # ------------------------------------------------------------------ background jobs
-    def runJob(self, name: str, job, onSuccess) -> None:
-        """Follow a started job: progress bar, Cancel, then ``onSuccess()`` or the error with the log's end."""
-        self._job, self._jobDone, self._jobName, self._cancelled = job, onSuccess, name, False
-        self.ui.progressBar.setVisible(True)
-        self.ui.progressBar.setRange(0, 0)
-        self.ui.statusLabel.text = _("{name}: running...").format(name=name)
-        self.ui.cancelButton.enabled = True
-        self._poller = ProcessPoller(job, self.onJobEvents, self.onJobFinished)
-        self._poller.start()
-        self.onParameterNodeModified()
-
-    def onJobEvents(self, events) -> None:
-        for event in events:
-            if event.get("total") and event.get("done") is not None:
-                self.ui.progressBar.setRange(0, int(event["total"]))
-                self.ui.progressBar.setValue(int(event["done"]))
-            message = event.get("message") or event.get("reason")
-            if message:
-                self.ui.logTextEdit.appendPlainText(f"{self._jobName}: {message}")
-
-    def onJobFinished(self, *args) -> None:
-        job, onSuccess, name = self._job, self._jobDone, self._jobName
-        if self._poller is not None:
-            self._poller.stop()
-        self._job = self._poller = self._jobDone = None
-        self.ui.cancelButton.enabled = False
-        self.ui.progressBar.setVisible(False)
-        for line in job.log_tail(50):
-            self.ui.logTextEdit.appendPlainText(line)
-        if job.returncode == 0:
-            with slicer.util.tryWithErrorDisplay(_("Could not load the result of {name}.").format(name=name),
-                                                 waitCursor=True):
-                self.ui.statusLabel.text = onSuccess()
-        elif self._cancelled:
-            self.ui.statusLabel.text = _("{name}: cancelled.").format(name=name)
-        else:
-            self.ui.statusLabel.text = _("{name} failed (exit status {code}).").format(name=name, code=job.returncode)
-            Dialogs.showError(_("{name} failed").format(name=name), _("The background process stopped with an error."),
-                              details="\n".join(job.log_tail(20)))
-        self.onParameterNodeModified()
-
-    def onCancel(self) -> None:
-        if self._job is not None:
-            self._cancelled = True
-            self._job.cancel()
-
     # ------------------------------------------------------------------ actions
     def onLoadFacts(self) -> None:
-        path = qt.QFileDialog.getOpenFileName(self.parent, _("Load report facts"), "",
-                                              _("Facts (*.json *.jsonl);;All files (*)"))
+        path = Dialogs.chooseFile(_("Load report facts"), _("Facts (*.json *.jsonl);;All files (*)"),
+                                  parent=self.parent)
         if path and Install.ensureDependencies(slicer.util.mainWindow()):
             with slicer.util.tryWithErrorDisplay(_("Could not load the facts."), waitCursor=True):
                 self.logic.loadFactsFile(self._parameterNode.inputVolume, path)
@@ -283,7 +210,7 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 node.organSegmentation = segmentation
                 return _("Organ masks: {n} structures.").format(n=segmentation.GetSegmentation().GetNumberOfSegments())
 
-            self.runJob(_("Organ masks"), job, done)
+            self.jobs.run(_("Organ masks"), job, done)
 
     def onSegmentTumours(self) -> None:
         node = self._parameterNode
@@ -303,7 +230,7 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 organs = sorted({r.get("organ") or "?" for r in records})
                 return _("Tumours: {n} found ({organs}).").format(n=len(records), organs=", ".join(organs) or "-")
 
-            self.runJob(_("Tumours"), job, done)
+            self.jobs.run(_("Tumours"), job, done)
 
     def onCompare(self) -> None:
         node = self._parameterNode
@@ -317,7 +244,7 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.showComparison(self.logic.comparisonRows(volume))
                 return _("Comparison ready.")
 
-            self.runJob(_("Comparison"), job, done)
+            self.jobs.run(_("Comparison"), job, done)
 
     def showComparison(self, rows) -> None:
         """Fill the table (one row per AI tumour or report tumour) and the summary line."""
@@ -357,7 +284,7 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onExport(self, fileName: str) -> None:
         source = self.logic.workFolder(self._parameterNode.inputVolume) / fileName
         suffix = Path(fileName).suffix
-        path = qt.QFileDialog.getSaveFileName(self.parent, _("Export the comparison"), fileName, f"*{suffix}")
+        path = Dialogs.chooseFile(_("Export the comparison"), f"*{suffix}", fileName, save=True, parent=self.parent)
         if path:
             with slicer.util.tryWithErrorDisplay(_("Could not export the comparison.")):
                 shutil.copyfile(source, path)
@@ -381,14 +308,6 @@ class RSuperLogic(ScriptedLoadableModuleLogic):
         folder = Path(slicer.app.temporaryPath) / "RSuper" / volumeNode.GetID()
         folder.mkdir(parents=True, exist_ok=True)
         return folder
-
-    @staticmethod
-    def _job(argv, folder: Path, logName: str):
-        from rsuper.jobs.background import BackgroundJob
-
-        job = BackgroundJob(argv, log_path=folder / logName, env=childEnvironment())
-        job.start()
-        return job
 
     def _writeCt(self, volumeNode) -> Path:
         from RSuperLib import Nodes
@@ -435,35 +354,26 @@ class RSuperLogic(ScriptedLoadableModuleLogic):
         out.unlink(missing_ok=True)
         argv = organs_command(ct, out, model_dir=path if source == OrganSource.MODEL else None,
                               import_path=path if source == OrganSource.IMPORT else None, device=device,
-                              python=pythonExecutable())
-        return self._job(argv, folder, "organs.log")
+                              python=Jobs.pythonExecutable())
+        return Jobs.startJob(argv, folder / "organs.log")
 
     def loadOrgans(self, volumeNode):
         """The organ masks as a segmentation with named, coloured organs (R-Super label map)."""
-        import nibabel as nib
-        import numpy as np
         from rsuper.anatomy.labels import RSUPER_IMPORT_LABELS
         from RSuperLib import Nodes
 
-        image = nib.load(str(self.workFolder(volumeNode) / "organs.nii.gz"))
-        labels = np.asarray(image.dataobj)
-        return Nodes.labelMapToSegmentationNode(labels, image.affine, RSUPER_IMPORT_LABELS,
-                                                f"{volumeNode.GetName()} organs", referenceVolumeNode=volumeNode)
+        return Nodes.readSegmentationNode(self.workFolder(volumeNode) / "organs.nii.gz", RSUPER_IMPORT_LABELS,
+                                          f"{volumeNode.GetName()} organs", referenceVolumeNode=volumeNode)
 
     def _writeOrgans(self, volumeNode, segmentationNode):
         """The organ segmentation as a label NIfTI on the CT's grid (``None`` without one)."""
         if segmentationNode is None:
             return None
-        import nibabel as nib
-        import numpy as np
         from rsuper.anatomy.labels import RSUPER_IMPORT_LABELS
         from RSuperLib import Nodes
 
-        folder = self.workFolder(volumeNode)
-        ct = nib.load(str(folder / "ct.nii.gz"))
-        labels = Nodes.segmentationNodeToLabelMap(segmentationNode, volumeNode, RSUPER_IMPORT_LABELS)
-        path = folder / "organs-for-tumours.nii.gz"
-        nib.save(nib.Nifti1Image(np.asarray(labels).astype(np.uint8), ct.affine), str(path))
+        path = self.workFolder(volumeNode) / "organs-for-tumours.nii.gz"
+        Nodes.writeSegmentationNode(segmentationNode, volumeNode, RSUPER_IMPORT_LABELS, path)
         return path
 
     # ---- tumours
@@ -477,13 +387,11 @@ class RSuperLogic(ScriptedLoadableModuleLogic):
         out = folder / "tumours.nii.gz"
         for stale in (out, folder / "tumours.json"):
             stale.unlink(missing_ok=True)
-        argv = predict_command(checkpoint, ct, out, organs=organs, device=device, python=pythonExecutable())
-        return self._job(argv, folder, "tumours.log")
+        argv = predict_command(checkpoint, ct, out, organs=organs, device=device, python=Jobs.pythonExecutable())
+        return Jobs.startJob(argv, folder / "tumours.log")
 
     def loadTumours(self, volumeNode):
         """``(segmentation, records)``: one segment per AI tumour, named with its organ and long axis."""
-        import nibabel as nib
-        import numpy as np
         from rsuper.anatomy.labels import LabelMap
         from RSuperLib import Nodes
 
@@ -495,17 +403,13 @@ class RSuperLogic(ScriptedLoadableModuleLogic):
             size = "" if long_axis is None else f" {long_axis:.0f} mm"
             names[int(record["id"])] = f"Tumour {record['id']} ({record.get('organ') or '?'}{size})"
             colours[int(record["id"])] = TUMOUR_COLOURS[index % len(TUMOUR_COLOURS)]
-        image = nib.load(str(folder / "tumours.nii.gz"))
-        segmentation = Nodes.labelMapToSegmentationNode(
-            np.asarray(image.dataobj), image.affine, LabelMap(names, colours, "rsuper_tumours"),
-            f"{volumeNode.GetName()} tumours", referenceVolumeNode=volumeNode)
+        segmentation = Nodes.readSegmentationNode(folder / "tumours.nii.gz", LabelMap(names, colours, "rsuper_tumours"),
+                                                  f"{volumeNode.GetName()} tumours", referenceVolumeNode=volumeNode)
         segmentation.SetAttribute(TUMOURS_JSON_ATTRIBUTE, str(folder / "tumours.json"))
         return segmentation, records
 
     def _writeTumourSegmentation(self, volumeNode, segmentationNode) -> Path:
         """Any tumour segmentation as an instance label NIfTI (segment n -> value n) on the CT's grid."""
-        import nibabel as nib
-        import numpy as np
         from rsuper.anatomy.labels import LabelMap
         from RSuperLib import Nodes
 
@@ -514,11 +418,8 @@ class RSuperLogic(ScriptedLoadableModuleLogic):
         for index in range(segmentation.GetNumberOfSegments()):
             names[index + 1] = segmentation.GetNthSegment(index).GetName()
         labelMap = LabelMap(names, {value: (255, 255, 0) for value in names}, "tumour_segments")
-        folder = self.workFolder(volumeNode)
-        labels = Nodes.segmentationNodeToLabelMap(segmentationNode, volumeNode, labelMap)
-        path = folder / "tumours-segmentation.nii.gz"
-        ct = nib.load(str(folder / "ct.nii.gz"))
-        nib.save(nib.Nifti1Image(np.asarray(labels).astype(np.uint16), ct.affine), str(path))
+        path = self.workFolder(volumeNode) / "tumours-segmentation.nii.gz"
+        Nodes.writeSegmentationNode(segmentationNode, volumeNode, labelMap, path)
         return path
 
     # ---- comparison
@@ -549,8 +450,8 @@ class RSuperLogic(ScriptedLoadableModuleLogic):
         for stale in ("comparison.json", "comparison.html"):
             (folder / stale).unlink(missing_ok=True)
         argv = compare_command(tumours, ct, organs, factsPath, folder / "comparison.json",
-                               html=folder / "comparison.html", python=pythonExecutable())
-        return self._job(argv, folder, "compare.log")
+                               html=folder / "comparison.html", python=Jobs.pythonExecutable())
+        return Jobs.startJob(argv, folder / "compare.log")
 
     def comparisonRows(self, volumeNode) -> list:
         """The rows of the finished comparison (:class:`rsuper.compare.table.ComparisonRow`), with each AI
@@ -597,7 +498,7 @@ class RSuperTest(ScriptedLoadableModuleTest):
 
     def _waitForJob(self, widget, timeout_s: float = 600.0) -> None:
         start = time.monotonic()
-        while widget._job is not None:
+        while widget.jobs.busy:
             self.assertLess(time.monotonic() - start, timeout_s, "the background job did not finish in time")
             slicer.app.processEvents()
             time.sleep(0.05)
@@ -606,7 +507,6 @@ class RSuperTest(ScriptedLoadableModuleTest):
         """A few training steps on three small phantoms: a real checkpoint for ``rsuper predict``."""
         import yaml
         from rsuper.data.phantom import make_cohort
-        from rsuper.jobs.background import BackgroundJob
         from rsuper.jobs.commands import train_command
 
         make_cohort(3, 21, folder / "cohort", shape=(64, 56, 48), spacing_mm=(3.0, 3.0, 5.0), n_tumours=(1, 2))
@@ -619,9 +519,7 @@ class RSuperTest(ScriptedLoadableModuleTest):
             "device": "cpu", "log_every": 1,
         }
         (folder / "train.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-        job = BackgroundJob(train_command(folder / "train.yaml", folder / "job", python=pythonExecutable()),
-                            env=childEnvironment())
-        job.start()
+        job = Jobs.startJob(train_command(folder / "train.yaml", folder / "job", python=Jobs.pythonExecutable()))
         self.assertEqual(job.wait(timeout=900), 0, "\n".join(job.log_tail(20)))
         return folder / "job" / "checkpoints" / "final.pt"
 

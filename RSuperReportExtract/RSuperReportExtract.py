@@ -10,9 +10,6 @@ import csv
 import enum
 import json
 import logging
-import os
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -30,8 +27,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from RSuperLib import Dialogs, Install
-from RSuperLib.ProcessPoller import ProcessPoller
+from RSuperLib import Dialogs, Install, Jobs
 
 #: Background colours of the evidence highlights, one per tumour row (cycled).
 HIGHLIGHT_COLOURS = ("#ffe08a", "#b8e6b0", "#a8d4f5", "#f5b8d0", "#d8c4f0", "#ffc8a0")
@@ -89,24 +85,6 @@ class RSuperReportExtractParameterNode:
     serverModel: str = ""
 
 
-def pythonExecutable() -> str:
-    """The Python that runs ``rsuper`` child processes: Slicer's own (PythonSlicer) inside Slicer."""
-    return shutil.which("PythonSlicer") or sys.executable
-
-
-def childEnvironment() -> dict:
-    """Environment of child processes: the bundled ``rsuper`` package importable from them."""
-    import importlib.util
-
-    Install.coreOnPath()
-    env = dict(os.environ)
-    spec = importlib.util.find_spec("rsuper")
-    if spec is not None and spec.origin:
-        folder = str(Path(spec.origin).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def utf16Offset(text: str, index: int) -> int:
     """Qt text positions count UTF-16 units; Python counts code points."""
     return len(text[:index].encode("utf-16-le")) // 2
@@ -119,12 +97,9 @@ class RSuperReportExtractWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self.jobs = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._job = None
-        self._poller = None
-        self._jobDone = None
-        self._cancelled = False
         self._facts = []  # list of facts dicts (ReportFacts.to_dict()) shown in the table
         self._reportText = ""  # the text the shown single-report facts were extracted from
 
@@ -135,23 +110,22 @@ class RSuperReportExtractWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = RSuperReportExtractLogic()
+        self.jobs = Jobs.JobPanel(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
+                                  onEvents=self.onJobEvents, onChanged=self.onParameterNodeModified)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.extractButton.connect("clicked(bool)", self.onExtract)
-        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.saveJsonButton.connect("clicked(bool)", self.onSaveJson)
         self.ui.saveCsvButton.connect("clicked(bool)", self.onSaveCsv)
         self.ui.factsTable.connect("itemSelectionChanged()", self.onFactSelected)
         self.ui.inputTabWidget.connect("currentChanged(int)", self.onInputTabChanged)
-        self.ui.progressBar.setVisible(False)
         self.ui.warningsLabel.setVisible(False)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self.removeObservers()
-        if self._poller is not None:
-            self._poller.stop()
+        self.jobs.stop()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -191,7 +165,7 @@ class RSuperReportExtractWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             getattr(self.ui, name).setVisible(kind == ExtractorKind.MODEL_FOLDER)
         for name in ("serverUrlLabel", "serverUrlLineEdit", "serverModelLabel", "serverModelLineEdit"):
             getattr(self.ui, name).setVisible(kind == ExtractorKind.SERVER)
-        self.ui.extractButton.enabled = self._job is None
+        self.ui.extractButton.enabled = not self.jobs.busy
 
     def onInputTabChanged(self, index: int) -> None:
         self.ui.factsTable.setColumnHidden(CASE_COLUMN, index == 0)
@@ -248,24 +222,14 @@ class RSuperReportExtractWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                 self.runJob(job, lambda: self.showBatchFacts(factsPath))
 
     def runJob(self, job, onSuccess) -> None:
-        """Follow a started background job: progress bar, Cancel, then ``onSuccess`` or the error."""
-        self._job = job
-        self._jobDone = onSuccess
-        self._cancelled = False
-        self.ui.progressBar.setVisible(True)
-        self.ui.progressBar.setRange(0, 0)
-        self.ui.statusLabel.text = _("Extracting...")
-        self.ui.cancelButton.enabled = True
-        self.ui.extractButton.enabled = False
-        self._poller = ProcessPoller(job, self.onJobEvents, self.onJobFinished)
-        self._poller.start()
+        """Follow a started ``rsuper extract``: progress, Cancel, then ``onSuccess`` or the error."""
+        self.jobs.run(_("Extraction"), job, onSuccess,
+                      cancelledText=_("Cancelled. Facts already written are kept; Extract again resumes."))
 
     def onJobEvents(self, events) -> None:
+        """Reports done, errors and time left in the status line; a report that failed goes to the log."""
         for event in events:
             kind = event.get("event")
-            if event.get("total") and event.get("done") is not None:
-                self.ui.progressBar.setRange(0, int(event["total"]))
-                self.ui.progressBar.setValue(int(event["done"]))
             if kind == "progress":
                 eta = event.get("eta_s")
                 self.ui.statusLabel.text = _("{done} of {total} reports, {errors} error(s){eta}").format(
@@ -273,29 +237,6 @@ class RSuperReportExtractWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                     eta="" if eta is None else _(", about {s:.0f} s left").format(s=eta))
             elif kind == "error":
                 logging.warning("RSuperReportExtract: %s: %s", event.get("case_id"), event.get("reason"))
-
-    def onJobFinished(self, *args) -> None:
-        job, onSuccess = self._job, self._jobDone
-        if self._poller is not None:
-            self._poller.stop()
-        self._job = self._poller = self._jobDone = None
-        self.ui.cancelButton.enabled = False
-        self.ui.extractButton.enabled = True
-        self.ui.progressBar.setVisible(False)
-        if job.returncode == 0:
-            with slicer.util.tryWithErrorDisplay(_("Could not read the extracted facts.")):
-                onSuccess()
-        elif self._cancelled:
-            self.ui.statusLabel.text = _("Cancelled. Facts already written are kept; Extract again resumes.")
-        else:
-            self.ui.statusLabel.text = _("Extraction failed (exit status {code}).").format(code=job.returncode)
-            Dialogs.showError(_("Extraction failed"), _("rsuper extract stopped with an error."),
-                              details="\n".join(job.log_tail(20)))
-
-    def onCancel(self) -> None:
-        if self._job is not None:
-            self._cancelled = True
-            self._job.cancel()
 
     # ------------------------------------------------------------------ results
     def showSingleFacts(self, facts: dict, text: str) -> None:
@@ -381,14 +322,14 @@ class RSuperReportExtractWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.ui.reportTextEdit.ensureCursorVisible()
 
     def onSaveJson(self) -> None:
-        path = qt.QFileDialog.getSaveFileName(self.parent, _("Save facts"), "facts.jsonl",
-                                              _("JSON Lines (*.jsonl);;JSON, one report (*.json)"))
+        path = Dialogs.chooseFile(_("Save facts"), _("JSON Lines (*.jsonl);;JSON, one report (*.json)"), "facts.jsonl",
+                                  save=True, parent=self.parent)
         if path:
             with slicer.util.tryWithErrorDisplay(_("Could not save the facts."), waitCursor=True):
                 self.logic.saveJson(self._facts, path)
 
     def onSaveCsv(self) -> None:
-        path = qt.QFileDialog.getSaveFileName(self.parent, _("Save facts table"), "facts.csv", _("CSV (*.csv)"))
+        path = Dialogs.chooseFile(_("Save facts table"), _("CSV (*.csv)"), "facts.csv", save=True, parent=self.parent)
         if path:
             with slicer.util.tryWithErrorDisplay(_("Could not save the facts table."), waitCursor=True):
                 self.logic.saveCsv(self._facts, path)
@@ -417,18 +358,15 @@ class RSuperReportExtractLogic(ScriptedLoadableModuleLogic):
 
         Writes ``facts.jsonl``, ``facts.csv`` and ``extract.log`` in ``outFolder`` (resumes a previous run there).
         """
-        from rsuper.jobs.background import BackgroundJob
         from rsuper.jobs.commands import extract_command
 
         out = Path(outFolder)
         out.mkdir(parents=True, exist_ok=True)
         factsPath = out / "facts.jsonl"
         argv = extract_command(reports, factsPath, extractor=extractor, model=model, server_url=server_url,
-                               python=pythonExecutable())
+                               python=Jobs.pythonExecutable())
         argv += ["--csv", str(out / "facts.csv")]
-        job = BackgroundJob(argv, log_path=out / "extract.log", env=childEnvironment())
-        job.start()
-        return job, factsPath
+        return Jobs.startJob(argv, out / "extract.log"), factsPath
 
     @staticmethod
     def startSingleExtraction(caseId: str, text: str, extractor: str, model=None, server_url=None):

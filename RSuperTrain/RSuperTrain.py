@@ -13,10 +13,7 @@ nodes to the scene (which would be saved with it) for what is a property of the 
 redrawn identically for a job followed after a restart. It is redrawn at most every few seconds.
 """
 
-import csv
-import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +31,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from RSuperLib import Dialogs, Install
+from RSuperLib import Dialogs, Install, Jobs
 from RSuperLib.ProcessPoller import ProcessPoller
 
 #: QSettings key of the job folder followed last (re-attached when the module opens again).
@@ -82,56 +79,12 @@ class RSuperTrainParameterNode:
     ballWeight: Annotated[float, WithinRange(0.0, 10.0)] = 1.0
 
 
-def pythonExecutable() -> str:
-    """The Python that runs ``rsuper`` child processes: Slicer's own (PythonSlicer) inside Slicer."""
-    return shutil.which("PythonSlicer") or sys.executable
-
-
-def childEnvironment() -> dict:
-    """Environment of child processes: the bundled ``rsuper`` package importable from them."""
-    import importlib.util
-
-    Install.coreOnPath()
-    env = dict(os.environ)
-    spec = importlib.util.find_spec("rsuper")
-    if spec is not None and spec.origin:
-        folder = str(Path(spec.origin).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def formatDuration(seconds) -> str:
     """``3725`` -> ``"1 h 2 min"``; ``None`` -> ``"?"``."""
     if seconds is None:
         return "?"
     minutes = int(seconds // 60)
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60)} s"
-
-
-class TrainingRun:
-    """What the panel's ProcessPoller follows: the job folder's events, and the end of the run.
-
-    The end is the exit of the process this session started when there is one (the trainer only takes
-    the folder's lock once it has started up), else the end of the trainer holding the folder's lock
-    (a job re-attached after a restart, or started from a shell).
-    """
-
-    def __init__(self, watcher, process=None) -> None:
-        self.watcher = watcher
-        self.process = process
-
-    def poll(self) -> list:
-        if self.process is not None:
-            self.process.poll()  # drains the (quiet) pipes; the events come from progress.jsonl
-        return self.watcher.poll()
-
-    @property
-    def running(self) -> bool:
-        return self.process.running if self.process is not None else self.watcher.running
-
-    @property
-    def returncode(self):
-        return self.process.returncode if self.process is not None else self.watcher.returncode
 
 
 class RSuperTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -278,7 +231,7 @@ class RSuperTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def attach(self, jobFolder: str) -> None:
         """Follow the job folder: its whole history now, new events as they come."""
-        from rsuper.jobs.training import TrainingJobWatcher
+        from rsuper.jobs.training import TrainingJobWatcher, TrainingRun
 
         if self._poller is not None:
             self._poller.stop()
@@ -394,103 +347,37 @@ class RSuperTrainLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def overrides(parameters) -> dict:
         """``rsuper train --set`` values (docs/training.md) of the panel's options."""
-        return {
-            "stages.0.steps": int(parameters.masksSteps),
-            "stages.1.steps": int(parameters.reportsSteps),
-            "data.patch_size": [int(parameters.patchSize)] * 3,
-            "data.batch_size": int(parameters.batchSize),
-            "device": str(parameters.device),
-            "stages.1.report_weight": float(parameters.reportWeight),
-            "loss.volume_weight": float(parameters.volumeWeight),
-            # The Ball Loss has two terms (cross-entropy and Tversky); the panel weighs them together.
-            "loss.ball_bce_weight": float(parameters.ballWeight),
-            "loss.ball_tversky_weight": float(parameters.ballWeight),
-        }
+        from rsuper.jobs.train_setup import training_overrides
+
+        return training_overrides(parameters.masksSteps, parameters.reportsSteps, parameters.patchSize,
+                                  parameters.batchSize, parameters.device, parameters.reportWeight,
+                                  parameters.volumeWeight, parameters.ballWeight)
 
     @staticmethod
-    def manifestFor(data: str, jobFolder: str) -> tuple:
-        """``(manifest, facts.jsonl or None)`` for ``rsuper train``: a manifest given as such (a file, or a
-        folder holding one and no ``images/``) is used as it is; a data folder in the layout of
-        ``rsuper.train.data_summary`` (images/, labels/, organs/, facts.jsonl) is listed into
-        ``<job>/manifest.csv`` (docs/dataset-manifest.md), the facts joined on the case id by the trainer.
-        """
-        from rsuper.train.data_summary import MANIFEST_NAMES
-
-        path = Path(data)
-        if path.is_file():
-            return path, None
-        if not (path / "images").is_dir():
-            found = [path / name for name in MANIFEST_NAMES if (path / name).is_file()]
-            if not found:
-                raise ValueError(_("{path} has neither images/ nor a manifest.").format(path=path))
-            return found[0], None
-
-        def byCase(folder: Path, stripChannel: bool) -> dict:
-            found = {}
-            for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
-                for suffix in (".nii.gz", ".nii"):
-                    if entry.is_file() and entry.name.endswith(suffix) and len(entry.name) > len(suffix):
-                        stem = entry.name[: -len(suffix)]
-                        if stripChannel and stem.endswith("_0000") and len(stem) > 5:
-                            stem = stem[:-5]  # nnU-Net's channel suffix
-                        found.setdefault(stem, entry)
-                        break
-            return found
-
-        images = byCase(path / "images", True)
-        labels, organs = byCase(path / "labels", False), byCase(path / "organs", False)
-        manifest = Path(jobFolder) / "manifest.csv"
-        with open(manifest, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["case_id", "ct", "organs", "tumours"])
-            for caseId, ct in images.items():
-                writer.writerow([caseId, ct.resolve(), organs[caseId].resolve() if caseId in organs else "",
-                                 labels[caseId].resolve() if caseId in labels else ""])
-        facts = path / "facts.jsonl"
-        return manifest, (facts.resolve() if facts.is_file() else None)
-
-    def writeConfig(self, data: str, jobFolder: str) -> Path:
-        """``<job>/train.yaml``: the data (its cache in the job folder); the panel's options go as overrides."""
-        import yaml
-
-        job = Path(jobFolder)
-        job.mkdir(parents=True, exist_ok=True)
-        manifest, facts = self.manifestFor(data, jobFolder)
-        dataSection = {"manifest": str(manifest), "cache": str(job / "cache")}
-        if facts is not None:
-            dataSection["facts_jsonl"] = str(facts)
-        path = job / "train.yaml"
-        path.write_text(yaml.safe_dump({"data": dataSection}, sort_keys=False), encoding="utf-8")
-        return path
-
-    def start(self, data: str, jobFolder: str, overrides: dict, initCheckpoint=None):
-        """Start ``rsuper train`` on the data in the (new or empty) job folder; returns the process."""
+    def start(data: str, jobFolder: str, overrides: dict, initCheckpoint=None):
+        """Start ``rsuper train`` on the data (a data folder or a manifest) in the (new or empty) job folder;
+        returns the process."""
         from rsuper.jobs.commands import train_command
+        from rsuper.jobs.train_setup import write_training_config
 
-        config = self.writeConfig(data, jobFolder)
-        argv = train_command(config, jobFolder, overrides=overrides, init_from=initCheckpoint,
-                             python=pythonExecutable())
-        return self._launch(argv, jobFolder)
+        config = write_training_config(data, jobFolder)
+        return RSuperTrainLogic._launch(train_command(config, jobFolder, overrides=overrides, init_from=initCheckpoint,
+                                                      progress="none", python=Jobs.pythonExecutable()), jobFolder)
 
-    def resume(self, jobFolder: str):
+    @staticmethod
+    def resume(jobFolder: str):
         """Continue the run in the job folder exactly where it stopped."""
         from rsuper.jobs.commands import train_command
 
-        return self._launch(train_command(None, jobFolder, resume=True, python=pythonExecutable()), jobFolder)
+        return RSuperTrainLogic._launch(train_command(None, jobFolder, resume=True, progress="none",
+                                                      python=Jobs.pythonExecutable()), jobFolder)
 
     @staticmethod
     def _launch(argv, jobFolder: str):
         """Start the trainer. Its progress is followed through the job folder, not its stdout: with
-        ``--progress none`` the trainer writes nothing to the pipe, so it keeps running when Slicer (the
+        ``progress="none"`` the trainer writes nothing to the pipe, so it keeps running when Slicer (the
         pipe's reader) exits."""
-        from rsuper.jobs.background import BackgroundJob
-
-        argv = list(argv)
-        if "--progress" in argv:
-            argv[argv.index("--progress") + 1] = "none"
-        job = BackgroundJob(argv, log_path=Path(jobFolder) / "launcher.log", env=childEnvironment())
-        job.start()
-        return job
+        return Jobs.startJob(argv, Path(jobFolder) / "launcher.log")
 
     @staticmethod
     def lossPlot(jobFolder) -> Path | None:

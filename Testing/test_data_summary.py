@@ -12,7 +12,7 @@ import pytest
 
 from rsuper.data.phantom import TumourSpec, make_phantom
 from rsuper.report.schema import ReportFacts, Tumour
-from rsuper.train.data_summary import HEADER, organ_family, summarize_folder
+from rsuper.train.data_summary import HEADER, MANIFEST_COLUMNS, organ_family, summarize_folder, write_folder_manifest
 
 SHAPE, SPACING = (64, 56, 48), (3.0, 3.0, 5.0)
 
@@ -137,6 +137,44 @@ def test_empty_and_missing(tmp_path):
     assert summary.total_cases == 0 and _has(summary.problems, "no CTs found")
     with pytest.raises(FileNotFoundError):
         summarize_folder(tmp_path / "nowhere")
+
+
+def test_data_folder_becomes_a_manifest_rsuper_reads(data_folder, tmp_path):
+    """The manifest written for a data folder lists the cases the summary found, with the same files; rsuper's
+    manifest reader (with the facts joined) gives each case the kind the summary gives it."""
+    from rsuper.data.manifest import read_manifest
+
+    manifest, facts = write_folder_manifest(data_folder, tmp_path / "manifest.csv")
+    assert manifest == tmp_path / "manifest.csv" and facts == (data_folder / "facts.jsonl").resolve()
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        assert tuple(next(csv.reader(fh))) == MANIFEST_COLUMNS
+    rows = {row.case_id: row for row in read_manifest(manifest, facts_jsonl=facts)}
+    summary = summarize_folder(data_folder)
+    assert set(rows) == set(summary.cases)
+    assert Path(rows["mask_b"].ct) == (data_folder / "images" / "mask_b_0000.nii.gz").resolve()
+    assert Path(rows["report_c"].organs) == (data_folder / "organs" / "report_c.nii.gz").resolve()
+    assert rows["plain_e"].organs is None and rows["plain_e"].tumours is None
+    kinds = {case: "mask" if row.tumours else "report" if row.facts else "unlabelled" for case, row in rows.items()}
+    # The one difference: a tumour mask on the wrong grid is listed (rsuper validate reports it), the summary
+    # has already left it out.
+    assert kinds.pop("wrong_f") == "mask" and summary.cases.get("wrong_f") == "unlabelled"
+    assert kinds == {case: kind for case, kind in summary.cases.items() if case != "wrong_f"}
+    assert kinds == {"mask_a": "mask", "mask_b": "mask", "report_c": "report", "report_d": "report",
+                     "plain_e": "unlabelled"}
+
+
+def test_manifests_are_used_as_they_are(tmp_path):
+    manifest = tmp_path / "given" / "manifest.jsonl"
+    manifest.parent.mkdir()
+    manifest.write_text('{"case_id": "a", "ct": "a.nii.gz"}\n', encoding="utf-8")
+    out = tmp_path / "written.csv"
+    assert write_folder_manifest(manifest, out) == (manifest, None)
+    assert write_folder_manifest(manifest.parent, out) == (manifest, None)
+    assert not out.exists()
+    with pytest.raises(ValueError, match="neither images/ nor a manifest"):
+        write_folder_manifest(tmp_path, out)  # holds neither images/ nor a manifest of its own
+    with pytest.raises(FileNotFoundError):
+        write_folder_manifest(tmp_path / "nowhere", out)
 
 
 def test_organ_family():

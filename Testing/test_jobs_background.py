@@ -32,7 +32,7 @@ def _poll_until_done(job: BackgroundJob, timeout_s: float = 60.0) -> list[dict]:
     return events + job.poll()
 
 
-def _gone(pid: int) -> bool:
+def _ended(pid: int) -> bool:
     """The process no longer runs (absent, or a zombie waiting for its new parent to reap it)."""
     if not pid_alive(pid):
         return True
@@ -41,6 +41,17 @@ def _gone(pid: int) -> bool:
     except OSError:
         return True
     return stat[stat.rfind(")") + 2] == "Z"
+
+
+def _gone(pid: int, within_s: float = 2.0) -> bool:
+    """The process has ended, or ends within ``within_s`` seconds: a killed process closes its pipes (which
+    lets the job's readers finish) a moment before the kernel marks it a zombie."""
+    deadline = time.monotonic() + within_s
+    while not _ended(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _reports(path: Path, bad_id: str | None = None) -> list[str]:

@@ -95,6 +95,13 @@ def test_train_new_resume_and_fine_tune(parser, tmp_path):
     assert Path(args.resume) == tmp_path / "job" and args.config is None and args.job is None
     args = _parse(parser, commands.train_command("ft.yaml", "job2", init_from=tmp_path / "final.pt"))
     assert Path(args.init) == tmp_path / "final.pt"
+    # A caller that follows the job folder instead of the pipe asks for a quiet trainer.
+    args = _parse(parser, commands.train_command(None, tmp_path / "job", resume=True, progress="none"))
+    assert args.progress == "none" and Path(args.resume) == tmp_path / "job"
+    args = _parse(parser, commands.train_command(tmp_path / "train.yaml", tmp_path / "job", progress="none"))
+    assert args.progress == "none" and args.command == "train"
+    with pytest.raises(ValueError):
+        commands.train_command("c.yaml", "job", progress="verbose")
     with pytest.raises(ValueError):
         commands.train_command(None, "job")
     with pytest.raises(ValueError):
@@ -111,7 +118,8 @@ def test_pure_layer_imports_stay_light():
     import subprocess
 
     modules = ["rsuper.jobs.commands", "rsuper.jobs.background", "rsuper.jobs.training", "rsuper.requirements",
-               "rsuper.compare.table", "rsuper.train.data_summary"]
+               "rsuper.compare.table", "rsuper.train.data_summary", "rsuper.jobs.environment",
+               "rsuper.jobs.train_setup"]
     code = ("import sys\n" + "".join(f"import {m}\n" for m in modules)
             + "print(sorted(m for m in ('torch', 'numpy', 'scipy', 'nibabel', 'yaml') if m in sys.modules))")
     root = Path(__file__).resolve().parents[1]

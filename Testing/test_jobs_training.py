@@ -14,7 +14,7 @@ import pytest
 
 from rsuper.jobs.background import BackgroundJob
 from rsuper.jobs.commands import train_command
-from rsuper.jobs.training import TrainingJobWatcher
+from rsuper.jobs.training import TrainingJobWatcher, TrainingRun
 from rsuper.train.job import JobFolder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +83,31 @@ def test_incremental_poll_history_stop_and_reattach(tmp_path, sleeper):
     assert [e["event"] for e in events] == ["stage_start"] + ["progress"] * 5 + ["stopped"]
     assert again.loss_history() == watcher.loss_history()
     assert again.poll() == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses the POSIX sleep program and SIGTERM")
+def test_a_run_ends_with_its_process_else_with_the_lock_owner(tmp_path, sleeper):
+    """The process a GUI started decides the end (the trainer has no lock yet while it starts up); a run
+    re-attached without a process ends with the trainer holding the lock."""
+    job = JobFolder(tmp_path / "job").create()
+    process = BackgroundJob([sys.executable, "-c", "import sys, time; time.sleep(1.0); sys.exit(3)"]).start()
+    run = TrainingRun(TrainingJobWatcher(job.root), process)
+    assert run.running and run.returncode is None
+    assert not run.watcher.running  # no lock: the watcher alone would call the run over
+    _progress(job, 1, 0.5)
+    assert [e["global_step"] for e in run.poll()] == [1]
+    assert process.wait(10) == 3
+    assert not run.running and run.returncode == 3 and run.poll() == []
+
+    job.lock_path.write_text(f"{sleeper.pid}\n")
+    job.write_status(state="running", global_step=1, pid=sleeper.pid)
+    attached = TrainingRun(TrainingJobWatcher(job.root))
+    assert attached.running and attached.returncode is None
+    assert [e["global_step"] for e in attached.poll()] == [1]  # the whole history on the first poll
+    sleeper.terminate()
+    sleeper.wait(5)
+    job.write_status(state="stopped", global_step=1, pid=sleeper.pid)
+    assert not attached.running and attached.returncode == 3
 
 
 def test_resumed_steps_replace_the_old_ones(tmp_path):

@@ -6,9 +6,10 @@ the application has, so they are not imported here. Instead:
 * their calls into ``rsuper`` and ``RSuperLib`` are checked against the real code: every name they import
   exists, and every call's arguments bind to the real signature (a renamed function or keyword fails here,
   not in front of a user);
-* their pure helpers (functions and methods that use only the standard library) are taken from the module
-  file's syntax tree and run on real data: the training options become a real ``rsuper`` configuration,
-  a data folder becomes a manifest ``rsuper`` reads, a training run is followed to its end;
+* their pure helpers and the logic methods that only call ``rsuper`` / ``RSuperLib`` are taken from the module
+  file's syntax tree and run on real data: the training options reach ``rsuper`` in order, a training run
+  started as the panel starts it is followed to its end; ``RSuperLib.Jobs`` starts children that import
+  this ``rsuper``;
 * the steps the modules and their self-tests chain (extract, organ import, compare) run as real
   ``rsuper`` child processes on a synthetic CT, and give what the self-tests assert inside Slicer.
 """
@@ -33,7 +34,7 @@ import pytest
 
 from rsuper.data.phantom import make_phantom
 from rsuper.jobs.background import BackgroundJob
-from rsuper.jobs.commands import compare_command, extract_command, organs_command, train_command
+from rsuper.jobs.commands import compare_command, extract_command, organs_command
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("RSuper", "RSuperReportExtract", "RSuperTrain")
@@ -144,22 +145,17 @@ def test_diameters_and_durations_read_as_shown():
     assert formatDuration(3725) == "1 h 2 min" and formatDuration(75) == "1 min 15 s" and formatDuration(None) == "?"
 
 
-def test_training_options_become_a_valid_rsuper_configuration(tmp_path):
-    """The panel's options as ``--set`` values give the configuration asked for (names, types, stages)."""
-    from rsuper.jobs.commands import override_argument
-    from rsuper.train.config import config_from_dict
+def test_training_options_go_to_rsuper_in_order():
+    """The panel's options reach ``rsuper.jobs.train_setup.training_overrides`` each as the option it names
+    (test_jobs_train_setup checks what the trainer makes of them)."""
+    from rsuper.jobs.train_setup import training_overrides
 
     overrides = _load("RSuperTrain", "RSuperTrainLogic.overrides")
-    options = SimpleNamespace(masksSteps=300, reportsSteps=700, patchSize=64, batchSize=3, device="cpu",
+    options = SimpleNamespace(masksSteps=300, reportsSteps=700, patchSize=64, batchSize=3, device="cuda",
                               reportWeight=0.25, volumeWeight=0.5, ballWeight=2.0)
-    values = overrides(options)
-    config = config_from_dict({"data": {"manifest": str(tmp_path / "m.csv")}},
-                              overrides=[override_argument(k, v) for k, v in values.items()])
-    assert [s.steps for s in config.stages] == [300, 700]
-    assert config.stages[1].report_weight == 0.25 and config.stages[0].report_weight == 0.0
-    assert list(config.data.patch_size) == [64, 64, 64] and config.data.batch_size == 3 and config.device == "cpu"
-    loss = config.loss_config(config.stages[1], (1,))
-    assert (loss.volume_weight, loss.ball_bce_weight, loss.ball_tversky_weight) == (0.5, 2.0, 2.0)
+    assert overrides(options) == training_overrides(masks_steps=300, reports_steps=700, patch_size=64, batch_size=3,
+                                                    device="cuda", report_weight=0.25, volume_weight=0.5,
+                                                    ball_weight=2.0)
 
 
 def _data_folder(root: Path, n_mask: int = 2, n_report: int = 2) -> dict[str, object]:
@@ -183,49 +179,32 @@ def _data_folder(root: Path, n_mask: int = 2, n_report: int = 2) -> dict[str, ob
     return phantoms
 
 
-def test_data_folder_becomes_a_manifest_rsuper_reads(tmp_path):
-    """The folder layout the docs describe -> the manifest the module writes -> the same cases, kinds and
-    facts in rsuper's manifest reader as in the panel's summary."""
-    from rsuper.data.manifest import read_manifest
-    from rsuper.train.data_summary import summarize_folder
-
-    _data_folder(tmp_path / "data")
-    (tmp_path / "job").mkdir()
-    manifestFor = _load("RSuperTrain", "RSuperTrainLogic.manifestFor")
-    manifest, facts = manifestFor(str(tmp_path / "data"), str(tmp_path / "job"))
-    assert manifest == tmp_path / "job" / "manifest.csv" and facts == (tmp_path / "data" / "facts.jsonl").resolve()
-    rows = read_manifest(manifest, facts_jsonl=facts)
-    kinds = {row.case_id: ("mask" if row.tumours else "report" if row.facts else "unlabelled") for row in rows}
-    summary = summarize_folder(tmp_path / "data")
-    assert kinds == summary.cases == {"case_00": "mask", "case_01": "mask", "case_02": "report", "case_03": "report"}
-    assert not [p for row in rows for p in row.problems if p.severity == "error"]
-    # a manifest is used as it is
-    assert manifestFor(str(manifest), str(tmp_path / "job")) == (manifest, None)
+def _train_logic():
+    """``RSuperTrainLogic``'s start / resume / launch, compiled alone, on the real ``RSuperLib.Jobs``."""
+    jobs = _rsuperlib("Jobs")
+    logic = SimpleNamespace()
+    for name in ("start", "resume", "_launch"):
+        setattr(logic, name, _load("RSuperTrain", f"RSuperTrainLogic.{name}", Jobs=jobs, RSuperTrainLogic=logic))
+    return logic
 
 
 @pytest.mark.slow
 def test_training_run_followed_to_its_end(tmp_path):
-    """Start as the panel does (train.yaml + overrides, quiet stdout), follow with TrainingRun: events come from
-    the job folder, and the run ends with final.pt."""
-    import yaml
-    from rsuper.jobs.training import TrainingJobWatcher
+    """Start as the panel does (train.yaml of the data folder, the options as overrides, a quiet trainer),
+    follow with TrainingRun: events come from the job folder, and the run ends with final.pt."""
+    from rsuper.jobs.training import TrainingJobWatcher, TrainingRun
 
     _data_folder(tmp_path / "data", n_mask=2, n_report=1)
     job = tmp_path / "job"
-    job.mkdir()
-    manifestFor = _load("RSuperTrain", "RSuperTrainLogic.manifestFor")
-    writeConfig = _load("RSuperTrain", "RSuperTrainLogic.writeConfig", yaml=yaml)
-    config = writeConfig(SimpleNamespace(manifestFor=manifestFor), str(tmp_path / "data"), str(job))
     options = SimpleNamespace(masksSteps=2, reportsSteps=2, patchSize=32, batchSize=1, device="cpu",
                               reportWeight=0.1, volumeWeight=1.0, ballWeight=1.0)
     overrides = _load("RSuperTrain", "RSuperTrainLogic.overrides")(options)
     overrides.update({"data.spacing_mm": [6.0, 6.0, 6.0], "model.kwargs": {"features": [4, 8, 16],
                                                                            "deep_supervision": 1},
                       "data.workers": 0, "log_every": 1})
-    argv = train_command(config, job, overrides=overrides)
-    argv[argv.index("--progress") + 1] = "none"  # as RSuperTrainLogic._launch does
-    process = BackgroundJob(argv, env=ENV).start()
-    run = _load("RSuperTrain", "TrainingRun")(TrainingJobWatcher(job), process)
+    process = _train_logic().start(str(tmp_path / "data"), str(job), overrides)
+    assert process.argv[process.argv.index("--progress") + 1] == "none"
+    run = TrainingRun(TrainingJobWatcher(job), process)
     events, waited = [], 0.0
     while run.running and waited < 900:
         events += run.poll()
@@ -233,11 +212,12 @@ def test_training_run_followed_to_its_end(tmp_path):
         waited += 0.2
     events += run.poll()
     assert run.returncode == 0, "\n".join(process.log_tail(30) + run.watcher.log_tail(30))
+    assert process.poll() == [] and (job / "launcher.log").is_file()  # nothing came through the pipe
     assert [e["event"] for e in events if e["event"] in ("finished",)] == ["finished"]
     assert max(e.get("global_step", 0) for e in events) == 4
     assert run.watcher.final_checkpoint() == job / "checkpoints" / "final.pt"
     # a watcher alone (re-attached) sees the same end
-    alone = _load("RSuperTrain", "TrainingRun")(TrainingJobWatcher(job))
+    alone = TrainingRun(TrainingJobWatcher(job))
     assert not alone.running and alone.returncode == 0 and len(alone.poll()) == len(events)
 
 
@@ -297,7 +277,21 @@ def test_workflow_of_the_rsuper_self_test(tmp_path):
     assert (tmp_path / "comparison.html").stat().st_size > 1000
 
 
-def test_module_python_runs_children_with_this_interpreter():
-    """The modules start children with PythonSlicer when it is on PATH, else the running interpreter."""
-    pythonExecutable = _load("RSuper", "pythonExecutable", shutil=shutil, sys=sys)
-    assert pythonExecutable() == (shutil.which("PythonSlicer") or sys.executable)
+def _rsuperlib(name: str):
+    """An ``RSuperLib`` file that needs no Slicer application at import (as Slicer imports it: by name)."""
+    if str(LIB.parent) not in sys.path:
+        sys.path.insert(0, str(LIB.parent))
+    return importlib.import_module(f"RSuperLib.{name}")
+
+
+def test_module_children_run_this_rsuper(tmp_path):
+    """RSuperLib.Jobs starts children with the interpreter rsuper.jobs.environment picks and an environment in
+    which a child without site-packages (``-S``) imports this very rsuper."""
+    from rsuper.jobs.environment import child_python
+
+    jobs = _rsuperlib("Jobs")
+    assert jobs.pythonExecutable() == child_python()
+    job = jobs.startJob([sys.executable, "-S", "-c", "import rsuper; print(rsuper.__file__)"], tmp_path / "child.log")
+    assert job.wait(timeout=60) == 0, job.log_tail()
+    assert Path(job.log_tail(1)[0]).resolve() == (ROOT / "rsuper" / "__init__.py").resolve()
+    assert (tmp_path / "child.log").read_text().strip() == job.log_tail(1)[0]

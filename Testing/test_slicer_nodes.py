@@ -122,6 +122,30 @@ def test_label_map_to_segmentation_and_back(scene, phantom):
     np.testing.assert_array_equal(back, phantom.organs)
 
 
+def test_segmentation_files_round_trip_on_the_reference_grid(scene, tmp_path, phantom):
+    """An organ label file read as a segmentation and written back gives the same labels on the CT's grid and
+    affine (a moved CT included), as rsuper reads them with nibabel."""
+    paths = phantom.save(tmp_path / "case")
+    ct = Nodes.readVolumeNode(paths["ct"], scene=scene)
+    segmentation = Nodes.readSegmentationNode(paths["organs"], RSUPER_ORGAN_LABELS, "organs", scene=scene,
+                                              referenceVolumeNode=ct)
+    assert segmentation.GetName() == "organs"
+    present = [int(v) for v in np.unique(phantom.organs) if v]
+    assert segmentation.GetSegmentation().GetNumberOfSegments() == len(present)
+    assert segmentation.GetSegmentation().GetSegmentIdBySegmentName(RSUPER_ORGAN_LABELS.name_of(present[-1]))
+    Nodes.writeSegmentationNode(segmentation, ct, RSUPER_ORGAN_LABELS, tmp_path / "back.nii.gz")
+    back = nib.load(tmp_path / "back.nii.gz")
+    np.testing.assert_array_equal(np.asarray(back.dataobj), phantom.organs)
+    np.testing.assert_allclose(back.affine, phantom.affine, atol=1e-5)
+    np.testing.assert_allclose(Nodes.volumeAffine(ct), Nodes.volumeNodeToArray(ct)[1])
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    shift = np.eye(4)
+    shift[:3, 3] = [4.0, 0.0, -6.0]
+    transform.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(shift))
+    ct.SetAndObserveTransformNodeID(transform.GetID())
+    np.testing.assert_allclose(Nodes.volumeAffine(ct), shift @ phantom.affine, atol=1e-5)
+
+
 def test_label_values_outside_the_map_and_unknown_segment_names(scene):
     labels = np.zeros((12, 10, 8), np.uint8)
     labels[2:5, 2:5, 2:5] = RSUPER_ORGAN_LABELS.label_of("spleen")

@@ -93,9 +93,14 @@ def volumeNodeToArray(volumeNode: Any) -> tuple[np.ndarray, np.ndarray]:
     if volumeNode.GetImageData() is None:
         raise ValueError(f"{volumeNode.GetName()}: the volume has no voxels")
     array = np.ascontiguousarray(slicer.util.arrayFromVolume(volumeNode).transpose(2, 1, 0))
+    return array, volumeAffine(volumeNode)
+
+
+def volumeAffine(volumeNode: Any) -> np.ndarray:
+    """The (4, 4) IJK -> RAS mm affine of a volume node, a linear parent transform included (no voxels read)."""
     ijkToRas = vtk.vtkMatrix4x4()
     volumeNode.GetIJKToRASMatrix(ijkToRas)
-    return array, _toWorld(volumeNode, slicer.util.arrayFromVTKMatrix(ijkToRas))
+    return _toWorld(volumeNode, slicer.util.arrayFromVTKMatrix(ijkToRas))
 
 
 def arrayToVolumeNode(array: Any, affine: Any, name: str, scene: Any = None,
@@ -231,6 +236,27 @@ def segmentationNodeToLabelMap(segmentationNode: Any, referenceVolumeNode: Any, 
             _removeNodes(scene, labelNode.GetDisplayNode())
         _removeNodes(scene, labelNode, table)
     return array.astype(dtype)
+
+
+def readSegmentationNode(path: str | os.PathLike[str], labelMap: Any, name: str, scene: Any = None,
+                         referenceVolumeNode: Any = None) -> Any:
+    """A label NIfTI (e.g. ``rsuper organs`` / ``rsuper predict`` output) as a new segmentation node, one
+    segment per value present, named and coloured by ``labelMap`` (:func:`labelMapToSegmentationNode`)."""
+    import nibabel as nib
+
+    image = nib.load(os.fspath(path))
+    return labelMapToSegmentationNode(np.asarray(image.dataobj), image.affine, labelMap, name, scene=scene,
+                                      referenceVolumeNode=referenceVolumeNode)
+
+
+def writeSegmentationNode(segmentationNode: Any, referenceVolumeNode: Any, labelMap: Any,
+                          path: str | os.PathLike[str]) -> None:
+    """A segmentation as a label NIfTI on ``referenceVolumeNode``'s grid and affine: each segment gets its
+    name's value in ``labelMap`` (:func:`segmentationNodeToLabelMap`; unknown names raise ``ValueError``)."""
+    import nibabel as nib
+
+    labels = segmentationNodeToLabelMap(segmentationNode, referenceVolumeNode, labelMap)
+    nib.save(nib.Nifti1Image(labels, volumeAffine(referenceVolumeNode)), os.fspath(path))
 
 
 def writeVolumeNode(node: Any, path: str | os.PathLike[str]) -> None:

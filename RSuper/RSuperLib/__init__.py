@@ -10,6 +10,8 @@ move data between MRML nodes, Qt timers / dialogs and that package.
 * :mod:`RSuperLib.Nodes`: numpy arrays <-> volume / segmentation / markups nodes
   (MRML only; tested with the ``slicer-core`` wheel, no Slicer application);
 * :mod:`RSuperLib.ProcessPoller`: a ``qt.QTimer`` forwarding a job's events;
+* :mod:`RSuperLib.Jobs`: starting ``rsuper`` child processes (Python, environment) and
+  following one in a panel (progress bar, status line, Cancel, errors);
 * :mod:`RSuperLib.Install`: first-run installation of rsuper's requirements;
 * :mod:`RSuperLib.Dialogs`: message boxes and file choosers.
 

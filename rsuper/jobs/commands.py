@@ -20,11 +20,13 @@ from collections.abc import Mapping, Sequence
 
 __all__ = [
     "EXTRACTORS", "rsuper_command", "extract_command", "organs_command", "predict_command", "compare_command",
-    "train_command", "override_argument",
+    "train_command", "override_argument", "TRAIN_PROGRESS",
 ]
 
 #: ``extractor`` values of :func:`extract_command` (the ``--backend`` choices of ``rsuper extract``).
 EXTRACTORS: tuple[str, ...] = ("rules", "transformers", "openai")
+#: ``progress`` values of :func:`train_command` (the ``--progress`` choices of ``rsuper train``).
+TRAIN_PROGRESS: tuple[str, ...] = ("jsonl", "none", "bar", "auto")
 
 
 def _path(value: str | os.PathLike[str]) -> str:
@@ -193,6 +195,7 @@ def train_command(
     overrides: Mapping[str, object] | None = None,
     resume: bool = False,
     init_from: str | os.PathLike[str] | None = None,
+    progress: str = "jsonl",
     python: str = sys.executable,
 ) -> list[str]:
     """``rsuper train``: a new run in ``job_dir`` from ``config``, or (``resume``) continue the run there.
@@ -203,11 +206,16 @@ def train_command(
         overrides: configuration values by dotted key (``{"stages.0.steps": 200}``), one ``--set`` each.
         resume: continue the run in ``job_dir`` from its ``latest.pt``.
         init_from: fine-tune: start from these weights (a new run only).
+        progress: what the trainer writes on stdout (one of :data:`TRAIN_PROGRESS`): ``jsonl`` events for a
+            caller that reads the pipe, ``none`` for one that follows the job folder instead (a quiet trainer
+            does not depend on the pipe's reader, so it outlives a GUI that exits).
         python: the interpreter that has ``rsuper`` installed.
 
     Raises:
-        ValueError: a new run without ``config``; ``init_from`` with ``resume``.
+        ValueError: a new run without ``config``; ``init_from`` with ``resume``; an unknown ``progress``.
     """
+    if progress not in TRAIN_PROGRESS:
+        raise ValueError(f"progress {progress!r} not one of {TRAIN_PROGRESS}")
     if resume:
         if init_from is not None:
             raise ValueError("init_from starts a new run; it cannot be combined with resume")
@@ -220,4 +228,4 @@ def train_command(
         argv += ["--set", override_argument(key, value)]
     if init_from is not None:
         argv += ["--init", _path(init_from)]
-    return argv + ["--progress", "jsonl"]
+    return argv + ["--progress", progress]

@@ -4,7 +4,8 @@ The trainer writes the folder (:mod:`rsuper.train.job` describes the layout);
 :class:`TrainingJobWatcher` only reads it, so it can be attached at any time:
 constructing a watcher on an existing folder is the "re-attach" after a
 restart of 3D Slicer, and its first :meth:`~TrainingJobWatcher.poll` returns
-the whole history.
+the whole history. :class:`TrainingRun` joins a watcher with the trainer
+process a GUI started itself, so that one poller follows either.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rsuper.train.job import JobFolder, pid_alive, read_events
 
-__all__ = ["TrainingJobWatcher", "RETURN_CODES"]
+if TYPE_CHECKING:
+    from rsuper.jobs.background import BackgroundJob
+
+__all__ = ["TrainingJobWatcher", "TrainingRun", "RETURN_CODES"]
 
 #: Final job state -> the exit status ``rsuper train`` gives for it.
 RETURN_CODES: dict[str, int] = {"finished": 0, "failed": 1, "stopped": 3}
@@ -180,3 +184,39 @@ class TrainingJobWatcher:
         """``checkpoints/final.pt`` (the weights to segment with) once the run finished, else ``None``."""
         path = self.job.checkpoints_dir / "final.pt"
         return path if path.is_file() else None
+
+
+class TrainingRun:
+    """A training run as one pollable job (``poll()``, ``running``, ``returncode``): what a GUI timer follows.
+
+    The events always come from the job folder (the watcher). The end is the exit of the trainer process
+    this GUI started, when there is one: the trainer takes the folder's lock only once it has started up,
+    so before that the lock says nothing. Without a process (a job re-attached after a restart of the GUI,
+    or started from a shell), the end is that of the trainer holding the lock.
+
+    Args:
+        watcher: the job folder's watcher.
+        process: the ``rsuper train`` child this GUI started (started with ``progress="none"``: its pipes
+            stay quiet), or ``None``.
+    """
+
+    def __init__(self, watcher: TrainingJobWatcher, process: BackgroundJob | None = None) -> None:
+        self.watcher = watcher
+        self.process = process
+
+    def poll(self) -> list[dict[str, Any]]:
+        """New events of the job folder (the process's own output, if any, is drained and kept as its log)."""
+        if self.process is not None:
+            self.process.poll()
+        return self.watcher.poll()
+
+    @property
+    def running(self) -> bool:
+        """Whether the started process, else the lock-holding trainer, still runs."""
+        return self.process.running if self.process is not None else self.watcher.running
+
+    @property
+    def returncode(self) -> int | None:
+        """The started process's exit status, else the one the job's final state stands for; ``None`` while
+        running."""
+        return self.process.returncode if self.process is not None else self.watcher.returncode

@@ -24,11 +24,14 @@ channels do. Only mask and organ voxels are read (never the CT's); pass
 ``read_masks=False`` for a header-only look.
 
 This is a quick overview, not the full check: ``rsuper validate`` lists every
-problem with its code. No torch here.
+problem with its code. :func:`write_folder_manifest` turns the same inputs into
+what ``rsuper train`` reads (a manifest, and the facts file to join), finding
+the cases with the same rules. No torch here.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,12 +41,17 @@ from typing import Any
 from rsuper.anatomy.labels import RSUPER_IMPORT_LABELS, LabelMap, organ_of
 from rsuper.report.schema import PAIRED_ORGANS, ReportFacts
 
-__all__ = ["DataSummary", "summarize_folder", "organ_family", "HEADER", "MANIFEST_NAMES"]
+__all__ = ["DataSummary", "summarize_folder", "write_folder_manifest", "organ_family", "HEADER", "MANIFEST_NAMES",
+           "MANIFEST_COLUMNS"]
 
 #: Column names of :meth:`DataSummary.as_rows`.
 HEADER: tuple[str, ...] = ("organ", "mask cases", "report cases", "tumours in masks", "tumours in reports")
 #: Manifest file names looked for in a folder without ``images/``.
 MANIFEST_NAMES: tuple[str, ...] = ("manifest.csv", "manifest.jsonl", "manifest.ndjson")
+#: Columns of the manifest :func:`write_folder_manifest` writes (docs/dataset-manifest.md).
+MANIFEST_COLUMNS: tuple[str, ...] = ("case_id", "ct", "organs", "tumours")
+#: The report facts of a data folder (one ``ReportFacts`` per line, as ``rsuper extract`` writes them).
+FACTS_NAME = "facts.jsonl"
 _NIFTI = (".nii.gz", ".nii")
 _UNKNOWN_ORGAN = "unknown organ"
 _SIDES = {side: family for family, sides in PAIRED_ORGANS.items() for side in sides}
@@ -138,6 +146,43 @@ def summarize_folder(folder: str | Path, read_masks: bool = True,
     return summary
 
 
+def write_folder_manifest(folder: str | Path, out_path: str | Path) -> tuple[Path, Path | None]:
+    """What ``rsuper train`` reads for a data folder or manifest: ``(manifest, facts JSON Lines or None)``.
+
+    A manifest (a file, or a folder holding one and no ``images/``) is returned as it is, without facts
+    (its rows name their own). A data folder (see the module docstring) is listed into ``out_path``: a CSV
+    with :data:`MANIFEST_COLUMNS`, one row per CT in ``images/`` (absolute paths; ``organs`` / ``tumours``
+    empty where the case has none), found by the same rules as :func:`summarize_folder`; its
+    ``facts.jsonl`` is returned for the trainer to join on the case id (``data.facts_jsonl``).
+
+    Args:
+        folder: the data folder, a manifest file, or a folder holding a manifest.
+        out_path: the manifest to write for a data folder (its parent folder must exist).
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        ValueError: a folder with neither ``images/`` nor a manifest.
+    """
+    path = Path(folder)
+    if not path.exists():
+        raise FileNotFoundError(f"no such data folder or manifest: {path}")
+    manifest = _manifest_in(path)
+    if manifest is not None:
+        return manifest, None
+    if not (path / "images").is_dir():
+        raise ValueError(f"{path} has neither images/ nor a manifest ({', '.join(MANIFEST_NAMES)})")
+    images, labels, organs = _folder_files(path, [])
+    out = Path(out_path)
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(MANIFEST_COLUMNS)
+        for case_id, ct in images.items():
+            writer.writerow([case_id, ct.resolve()] + [found[case_id].resolve() if case_id in found else ""
+                                                       for found in (organs, labels)])
+    facts = path / FACTS_NAME
+    return out, (facts.resolve() if facts.is_file() else None)
+
+
 # -- inputs ------------------------------------------------------------------------------------------
 
 
@@ -188,11 +233,15 @@ def _read_facts_file(path: Path, problems: list[str]) -> dict[str, ReportFacts]:
     return out
 
 
+def _folder_files(root: Path, problems: list[str]) -> tuple[dict[str, Path], dict[str, Path], dict[str, Path]]:
+    """Case id -> file of ``images/`` (nnU-Net channel suffix dropped), ``labels/`` and ``organs/``."""
+    return (_list_niftis(root / "images", True, problems), _list_niftis(root / "labels", False, problems),
+            _list_niftis(root / "organs", False, problems))
+
+
 def _folder_cases(root: Path, problems: list[str]) -> list[_Case]:
-    images = _list_niftis(root / "images", True, problems)
-    labels = _list_niftis(root / "labels", False, problems)
-    organs = _list_niftis(root / "organs", False, problems)
-    facts_path = root / "facts.jsonl"
+    images, labels, organs = _folder_files(root, problems)
+    facts_path = root / FACTS_NAME
     facts = _read_facts_file(facts_path, problems) if facts_path.is_file() else {}
     if not images:
         problems.append(f"{root}: no CTs found (expected images/<case>.nii.gz, or a manifest)")
