@@ -17,7 +17,6 @@ from typing import Annotated
 
 import qt
 import slicer
-import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
@@ -25,33 +24,23 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 from RSuperLib import Dialogs, Install, Jobs
+from RSuperLib.WidgetBase import WidgetBase, describeModule
 
 #: Node attribute: the ``tumours.json`` that ``rsuper predict`` wrote for a tumour segmentation.
 TUMOURS_JSON_ATTRIBUTE = "RSuper.TumoursJson"
-#: Colours of the AI tumour segments (cycled), 0-255 RGB.
-TUMOUR_COLOURS = ((255, 230, 0), (0, 220, 255), (255, 90, 200), (120, 255, 90), (255, 150, 40), (170, 130, 255))
 
 
 class RSuper(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = _("R-Super")
-        self.parent.categories = ["Segmentation.R-Super"]
-        self.parent.dependencies = []
-        self.parent.contributors = ["R-Super for 3D Slicer developers"]
-        self.parent.helpText = _(
+        describeModule(self.parent, _("R-Super"), _(
             "Segment the organs (with pancreas head, body and tail) and the tumours of a CT with models trained "
             "by R-Super, then compare each AI tumour with the tumours its radiology report describes. Long "
             "steps run in the background and can be cancelled. See docs/slicer.md of the extension."
-        )
-        self.parent.acknowledgementText = _(
-            "Method: Bassi et al., Learning Segmentation from Radiology Reports, MICCAI 2025."
-        )
+        ))
 
 
 class OrganSource(enum.Enum):
@@ -93,31 +82,22 @@ def formatDiameters(values) -> str:
     return " x ".join(f"{v:.0f}" for v in values) if values else "-"
 
 
-class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Panel: CT and facts, organ masks, tumours, one background job at a time, comparison table."""
+class RSuperWidget(WidgetBase):
+    """Panel: CT and facts, organ masks, tumours, one background job at a time, comparison table
+    (the module template's life cycle is :class:`RSuperLib.WidgetBase.WidgetBase`)."""
 
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
         self.jobs = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._rows = []
         self._lineNode = None
+        WidgetBase.__init__(self, parent)
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/RSuper.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = RSuperLogic()
+    def createLogic(self):
+        return RSuperLogic()
+
+    def setupPanel(self) -> None:
         self.jobs = Jobs.JobPanel(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
                                   logEdit=self.ui.logTextEdit, onChanged=self.onParameterNodeModified)
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadFactsButton.connect("clicked(bool)", self.onLoadFacts)
         self.ui.createOrgansButton.connect("clicked(bool)", self.onCreateOrgans)
         self.ui.segmentTumoursButton.connect("clicked(bool)", self.onSegmentTumours)
@@ -125,43 +105,18 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.comparisonTable.connect("itemSelectionChanged()", self.onComparisonRowSelected)
         self.ui.exportHtmlButton.connect("clicked(bool)", lambda: self.onExport("comparison.html"))
         self.ui.exportJsonButton.connect("clicked(bool)", lambda: self.onExport("comparison.json"))
-        self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        self.removeObservers()
+        WidgetBase.cleanup(self)
         self.jobs.stop()
 
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
-
     def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-        self._rows, self._lineNode = [], None
+        WidgetBase.onSceneStartClose(self, caller, event)
+        self.clearComparison()  # the rows and the line belong to the closed scene
 
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-
-    def setParameterNode(self, parameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
-            self.onParameterNodeModified()
+    def setDefaultParameters(self, parameterNode) -> None:
+        if not parameterNode.inputVolume:
+            parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
         """Facts status, the organ source's fields, and which buttons can run now."""
@@ -245,6 +200,13 @@ class RSuperWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return _("Comparison ready.")
 
             self.jobs.run(_("Comparison"), job, done)
+
+    def clearComparison(self) -> None:
+        """An empty table, no line, nothing to export."""
+        self._rows, self._lineNode = [], None
+        self.ui.comparisonTable.setRowCount(0)
+        self.ui.comparisonSummaryLabel.text = ""
+        self.ui.exportHtmlButton.enabled = self.ui.exportJsonButton.enabled = False
 
     def showComparison(self, rows) -> None:
         """Fill the table (one row per AI tumour or report tumour) and the summary line."""
@@ -391,35 +353,28 @@ class RSuperLogic(ScriptedLoadableModuleLogic):
         return Jobs.startJob(argv, folder / "tumours.log")
 
     def loadTumours(self, volumeNode):
-        """``(segmentation, records)``: one segment per AI tumour, named with its organ and long axis."""
-        from rsuper.anatomy.labels import LabelMap
+        """``(segmentation, records)``: one segment per AI tumour, named with its organ and long axis
+        (``rsuper.compare.segments.ai_tumour_label_map``)."""
+        from rsuper.compare.segments import ai_tumour_label_map
         from RSuperLib import Nodes
 
         folder = self.workFolder(volumeNode)
         records = json.loads((folder / "tumours.json").read_text(encoding="utf-8")).get("tumours", [])
-        names, colours = {0: "background"}, {0: (0, 0, 0)}
-        for index, record in enumerate(records):
-            long_axis = record.get("long_axis_mm")
-            size = "" if long_axis is None else f" {long_axis:.0f} mm"
-            names[int(record["id"])] = f"Tumour {record['id']} ({record.get('organ') or '?'}{size})"
-            colours[int(record["id"])] = TUMOUR_COLOURS[index % len(TUMOUR_COLOURS)]
-        segmentation = Nodes.readSegmentationNode(folder / "tumours.nii.gz", LabelMap(names, colours, "rsuper_tumours"),
+        segmentation = Nodes.readSegmentationNode(folder / "tumours.nii.gz", ai_tumour_label_map(records),
                                                   f"{volumeNode.GetName()} tumours", referenceVolumeNode=volumeNode)
         segmentation.SetAttribute(TUMOURS_JSON_ATTRIBUTE, str(folder / "tumours.json"))
         return segmentation, records
 
     def _writeTumourSegmentation(self, volumeNode, segmentationNode) -> Path:
-        """Any tumour segmentation as an instance label NIfTI (segment n -> value n) on the CT's grid."""
-        from rsuper.anatomy.labels import LabelMap
+        """Any tumour segmentation as an instance label NIfTI (segment n -> value n, by
+        ``rsuper.compare.segments.segment_label_map``) on the CT's grid."""
+        from rsuper.compare.segments import segment_label_map
         from RSuperLib import Nodes
 
         segmentation = segmentationNode.GetSegmentation()
-        names = {0: "background"}
-        for index in range(segmentation.GetNumberOfSegments()):
-            names[index + 1] = segmentation.GetNthSegment(index).GetName()
-        labelMap = LabelMap(names, {value: (255, 255, 0) for value in names}, "tumour_segments")
+        names = [segmentation.GetNthSegment(index).GetName() for index in range(segmentation.GetNumberOfSegments())]
         path = self.workFolder(volumeNode) / "tumours-segmentation.nii.gz"
-        Nodes.writeSegmentationNode(segmentationNode, volumeNode, labelMap, path)
+        Nodes.writeSegmentationNode(segmentationNode, volumeNode, segment_label_map(names), path)
         return path
 
     # ---- comparison
@@ -456,19 +411,9 @@ class RSuperLogic(ScriptedLoadableModuleLogic):
     def comparisonRows(self, volumeNode) -> list:
         """The rows of the finished comparison (:class:`rsuper.compare.table.ComparisonRow`), with each AI
         tumour's centre and longest diameter taken from the tumour labels that were compared."""
-        import nibabel as nib
-        import numpy as np
-        from rsuper.compare.table import comparison_rows
+        from rsuper.compare.table import read_comparison_rows
 
-        folder = self.workFolder(volumeNode)
-        data = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
-        compared = Path((data.get("sources") or {}).get("tumours") or folder / "tumours.json")
-        records = None
-        if compared.suffix == ".json":  # rsuper predict's records; its label image is beside them
-            records = json.loads(compared.read_text(encoding="utf-8"))
-            compared = compared.with_name(Path(records.get("labels") or "tumours.nii.gz").name)
-        image = nib.load(str(compared))
-        return comparison_rows(data, tumours=records, labels=np.asarray(image.dataobj), affine=image.affine)
+        return read_comparison_rows(self.workFolder(volumeNode) / "comparison.json")
 
     @staticmethod
     def showComparisonRow(row):
@@ -528,6 +473,7 @@ class RSuperTest(ScriptedLoadableModuleTest):
         self.assertTrue(Install.ensureDependencies(), "R-Super's Python dependencies are not installed")
         import numpy as np
         from rsuper.anatomy.labels import RSUPER_IMPORT_LABELS
+        from rsuper.compare.segments import segment_label_map
         from rsuper.data.phantom import make_phantom
         from rsuper.report.rules import RulesExtractor
         from RSuperLib import Nodes
@@ -538,6 +484,7 @@ class RSuperTest(ScriptedLoadableModuleTest):
         volume = Nodes.arrayToVolumeNode(phantom.ct, phantom.affine, phantom.case_id)
         Nodes.storeFacts(volume, RulesExtractor().extract(phantom.case_id, phantom.report).to_dict())
 
+        slicer.util.selectModule("RSuper")  # entered, as by a user: the panel is bound
         widget = slicer.modules.rsuper.widgetRepresentation().self()
         node = widget._parameterNode
         node.inputVolume = volume
@@ -566,7 +513,8 @@ class RSuperTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Tumours segmented")
 
         # Comparison: the phantom's true tumours as the "AI" tumours agree with the report.
-        truth = Nodes.labelMapToSegmentationNode(phantom.tumours, phantom.affine, _instanceLabels(phantom.tumours),
+        trueNames = [f"true tumour {value}" for value in range(1, int(phantom.tumours.max()) + 1)]
+        truth = Nodes.labelMapToSegmentationNode(phantom.tumours, phantom.affine, segment_label_map(trueNames),
                                                  "true tumours", referenceVolumeNode=volume)
         node.tumourSegmentation = truth
         widget.ui.compareButton.click()
@@ -582,12 +530,3 @@ class RSuperTest(ScriptedLoadableModuleTest):
         self.assertTrue((RSuperLogic.workFolder(volume) / "comparison.html").is_file())
         self.delayDisplay("AI versus report: compared, row shown in the views")
 
-
-def _instanceLabels(instances):
-    """A label map naming the tumour instances of a label array (for the self-test)."""
-    import numpy as np
-    from rsuper.anatomy.labels import LabelMap
-
-    values = [int(v) for v in np.unique(instances)]
-    return LabelMap({v: "background" if v == 0 else f"tumour {v}" for v in values},
-                    {v: TUMOUR_COLOURS[v % len(TUMOUR_COLOURS)] for v in values}, "true_tumours")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import qt
 import slicer
-import vtk
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import parameterNodeWrapper
@@ -23,11 +22,10 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 from RSuperLib import Dialogs, Install, Jobs
+from RSuperLib.WidgetBase import WidgetBase, describeModule
 
 #: Background colours of the evidence highlights, one per tumour row (cycled).
 HIGHLIGHT_COLOURS = ("#ffe08a", "#b8e6b0", "#a8d4f5", "#f5b8d0", "#d8c4f0", "#ffc8a0")
@@ -38,19 +36,12 @@ CASE_COLUMN = 0
 class RSuperReportExtract(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = _("R-Super Report Extract")
-        self.parent.categories = ["Segmentation.R-Super"]
-        self.parent.dependencies = []
-        self.parent.contributors = ["R-Super for 3D Slicer developers"]
-        self.parent.helpText = _(
+        describeModule(self.parent, _("R-Super Report Extract"), _(
             "Extract tumour facts (organ, sub-segment, diameters in mm, count, attenuation, malignancy) from a "
             "radiology report or a table of reports, with offline rules, a local language model folder or a "
             "local OpenAI-compatible server. The words each fact came from are highlighted; the facts are "
             "stored with the CT for the R-Super module. See docs/slicer.md of the extension."
-        )
-        self.parent.acknowledgementText = _(
-            "Method: Bassi et al., Learning Segmentation from Radiology Reports, MICCAI 2025."
-        )
+        ))
 
 
 class ExtractorKind(enum.Enum):
@@ -90,73 +81,36 @@ def utf16Offset(text: str, index: int) -> int:
     return len(text[:index].encode("utf-16-le")) // 2
 
 
-class RSuperReportExtractWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Panel: report (pasted or a table), extractor choice, Extract/Cancel, facts table, save."""
+class RSuperReportExtractWidget(WidgetBase):
+    """Panel: report (pasted or a table), extractor choice, Extract/Cancel, facts table, save
+    (the module template's life cycle is :class:`RSuperLib.WidgetBase.WidgetBase`)."""
 
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
         self.jobs = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._facts = []  # list of facts dicts (ReportFacts.to_dict()) shown in the table
         self._reportText = ""  # the text the shown single-report facts were extracted from
+        WidgetBase.__init__(self, parent)
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/RSuperReportExtract.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = RSuperReportExtractLogic()
+    def createLogic(self):
+        return RSuperReportExtractLogic()
+
+    def setupPanel(self) -> None:
         self.jobs = Jobs.JobPanel(self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
                                   onEvents=self.onJobEvents, onChanged=self.onParameterNodeModified)
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.extractButton.connect("clicked(bool)", self.onExtract)
         self.ui.saveJsonButton.connect("clicked(bool)", self.onSaveJson)
         self.ui.saveCsvButton.connect("clicked(bool)", self.onSaveCsv)
         self.ui.factsTable.connect("itemSelectionChanged()", self.onFactSelected)
         self.ui.inputTabWidget.connect("currentChanged(int)", self.onInputTabChanged)
         self.ui.warningsLabel.setVisible(False)
-        self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        self.removeObservers()
+        WidgetBase.cleanup(self)
         self.jobs.stop()
 
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.volume:
-            self._parameterNode.volume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-
-    def setParameterNode(self, parameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
-            self.onParameterNodeModified()
+    def setDefaultParameters(self, parameterNode) -> None:
+        if not parameterNode.volume:
+            parameterNode.volume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
         """Show the fields of the chosen extractor; enable Extract when the input is there."""
@@ -456,6 +410,7 @@ class RSuperReportExtractTest(ScriptedLoadableModuleTest):
 
         phantom = self._phantom(3)
         volume = Nodes.arrayToVolumeNode(phantom.ct, phantom.affine, phantom.case_id)
+        slicer.util.selectModule("RSuperReportExtract")  # entered, as by a user: the panel is bound
         widget = slicer.modules.rsuperreportextract.widgetRepresentation().self()
         widget.ui.inputTabWidget.setCurrentIndex(0)
         widget._parameterNode.volume = volume

@@ -27,12 +27,11 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 from RSuperLib import Dialogs, Install, Jobs
 from RSuperLib.ProcessPoller import ProcessPoller
+from RSuperLib.WidgetBase import WidgetBase, describeModule
 
 #: QSettings key of the job folder followed last (re-attached when the module opens again).
 LAST_JOB_SETTING = "RSuperTrain/LastJobFolder"
@@ -45,18 +44,11 @@ FINAL_STATES = ("stopped", "finished", "failed")
 class RSuperTrain(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = _("R-Super Train")
-        self.parent.categories = ["Segmentation.R-Super"]
-        self.parent.dependencies = []
-        self.parent.contributors = ["R-Super for 3D Slicer developers"]
-        self.parent.helpText = _(
+        describeModule(self.parent, _("R-Super Train"), _(
             "Train a 3D tumour segmenter from CTs with tumour masks and CTs with only a radiology report "
             "(R-Super's Volume and Ball losses), or fine-tune one. Training runs as a separate process that "
             "survives closing Slicer; Stop saves, Resume continues exactly. See docs/slicer.md of the extension."
-        )
-        self.parent.acknowledgementText = _(
-            "Method: Bassi et al., Learning Segmentation from Radiology Reports, MICCAI 2025."
-        )
+        ))
 
 
 @parameterNodeWrapper
@@ -87,72 +79,37 @@ def formatDuration(seconds) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60)} s"
 
 
-class RSuperTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Panel: data folder and its summary, options, Start / Stop / Resume / Follow, live progress."""
+class RSuperTrainWidget(WidgetBase):
+    """Panel: data folder and its summary, options, Start / Stop / Resume / Follow, live progress
+    (the module template's life cycle is :class:`RSuperLib.WidgetBase.WidgetBase`)."""
 
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._watcher = None
         self._poller = None
         self._process = None  # the BackgroundJob this session started (None for a re-attached job)
         self._lastPlot = 0.0
         self._lastEvent = {}
         self._sawRunning = False  # the followed run was alive at some point (errors are then shown)
+        WidgetBase.__init__(self, parent)
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/RSuperTrain.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = RSuperTrainLogic()
+    def createLogic(self):
+        return RSuperTrainLogic()
 
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+    def setupPanel(self) -> None:
         self.ui.dataFolderPathLineEdit.connect("currentPathChanged(QString)", self.onDataFolderChanged)
         self.ui.startButton.connect("clicked(bool)", self.onStart)
         self.ui.stopButton.connect("clicked(bool)", self.onStop)
         self.ui.resumeButton.connect("clicked(bool)", self.onResume)
         self.ui.attachButton.connect("clicked(bool)", self.onAttach)
-        self.initializeParameterNode()
         lastJob = qt.QSettings().value(LAST_JOB_SETTING)
-        if lastJob and Path(lastJob, "status.json").is_file():
+        if lastJob and Path(lastJob, "status.json").is_file():  # re-attach to the job followed last
             self.ui.jobFolderPathLineEdit.currentPath = lastJob
             self.attach(lastJob)
 
     def cleanup(self) -> None:
-        self.removeObservers()
+        WidgetBase.cleanup(self)
         if self._poller is not None:
             self._poller.stop()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, parameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
 
     # ------------------------------------------------------------------ data
     def onDataFolderChanged(self, path: str) -> None:
@@ -438,6 +395,7 @@ class RSuperTrainTest(ScriptedLoadableModuleTest):
         self.assertTrue(Install.ensureDependencies(), "R-Super's Python dependencies are not installed")
         root = Path(tempfile.mkdtemp(prefix="RSuperTrainTest-", dir=slicer.app.temporaryPath))
         data = self._dataFolder(root / "data")
+        slicer.util.selectModule("RSuperTrain")  # entered, as by a user: the panel is bound
         widget = slicer.modules.rsupertrain.widgetRepresentation().self()
         widget.ui.dataFolderPathLineEdit.currentPath = str(data)
         summary = RSuperTrainLogic.summarize(str(data))
@@ -452,7 +410,8 @@ class RSuperTrainTest(ScriptedLoadableModuleTest):
         self._waitUntil(lambda: widget._process is None, what="the panel to see the end")
         self.assertEqual(widget._watcher.status()["state"], "finished", "\n".join(widget._watcher.log_tail(30)))
         self.assertTrue((root / "short" / "checkpoints" / "final.pt").is_file())
-        self.assertFalse(widget.ui.lossPlotLabel.pixmap.isNull() if widget.ui.lossPlotLabel.pixmap else True)
+        pixmap = widget.ui.lossPlotLabel.pixmap
+        self.assertTrue(pixmap is not None and not pixmap.isNull(), "no loss curve shown")
         self.delayDisplay("Short run finished, loss curve shown")
 
         node.reportsSteps = 5000

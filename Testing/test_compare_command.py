@@ -8,18 +8,12 @@ import re
 import nibabel as nib
 import numpy as np
 import pytest
-from infer_helpers import synthetic_case, threshold_checkpoint
+from compare_inputs import comparison_phantom, missed_tumour_and_normal_kidney, predicted_case
 
 from rsuper.compare import command_compare
 from rsuper.compare.pages import highlight_sentence
-from rsuper.data.phantom import TumourSpec, make_phantom
-from rsuper.infer.model_io import load_model
-from rsuper.infer.output import write_prediction
-from rsuper.infer.pipeline import PredictOptions, predict_case
-from rsuper.report.schema import Evidence, ReportFacts, Tumour
+from rsuper.report.schema import ReportFacts
 
-TUMOURS = [TumourSpec("pancreas", "head", 22.0), TumourSpec("liver", "segment_6", 25.0),
-           TumourSpec("kidney_left", None, 18.0)]
 IMG = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/]+=*"')
 
 
@@ -32,10 +26,7 @@ def _compare(*args) -> int:
 
 @pytest.fixture(scope="module")
 def phantom_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("phantom")
-    phantom = make_phantom(4, (80, 70, 48), (2.4, 2.4, 5.0), tumours=TUMOURS, orientation="LPS", case_id="c1")
-    paths = phantom.save(root / "c1")
-    return phantom, paths
+    return comparison_phantom(tmp_path_factory.mktemp("phantom"))
 
 
 def _flags(path):
@@ -63,18 +54,12 @@ def test_ground_truth_mask_agrees_with_its_report(phantom_dir, tmp_path):
 
 def test_each_disagreement_from_a_deliberate_change(phantom_dir, tmp_path):
     phantom, paths = phantom_dir
-    img = nib.load(paths["tumours"])
-    labels = np.asarray(img.dataobj).copy()
-    labels[labels == 1] = 0  # the AI misses the pancreatic tumour
-    nib.save(nib.Nifti1Image(labels, img.affine), tmp_path / "missed.nii.gz")
-    facts = ReportFacts.from_dict(phantom.facts.to_dict())
-    facts.tumours = [t for t in facts.tumours if t.organ != "kidney_left"]
-    facts.normal_organs.append("kidney_left")  # the report now calls the kidney with a tumour normal
-    facts.tumours[0].diameters_mm = [50.0]  # and states the liver tumour twice its size
-    (tmp_path / "facts.jsonl").write_text(facts.to_json() + "\n")
+    # The AI misses the pancreatic tumour, the report calls the left kidney normal and the liver tumour twice
+    # its size.
+    changed = missed_tumour_and_normal_kidney(phantom, paths, tmp_path, liver_diameters_mm=[50.0])
     out = tmp_path / "cmp.json"
-    assert _compare("--tumours", tmp_path / "missed.nii.gz", "--organs", paths["organs"], "--facts",
-                    tmp_path / "facts.jsonl", "--case-id", "c1", "--out", out) == 0
+    assert _compare("--tumours", changed.labels_path, "--organs", paths["organs"], "--facts", changed.facts_path,
+                    "--case-id", "c1", "--out", out) == 0
     assert _flags(out) == ["normal_organ", "report_only", "size_differs"]
     data = json.loads(out.read_text())
     assert data["findings"][0]["flag"] == "size_differs"  # AI tumours first, in id order
@@ -82,22 +67,10 @@ def test_each_disagreement_from_a_deliberate_change(phantom_dir, tmp_path):
 
 
 def test_tumours_json_from_predict_with_pictures_and_escaped_text(tmp_path):
-    case = synthetic_case()
-    model = load_model(threshold_checkpoint(tmp_path / "model.pt", case))
-    ct, organs, _ = case.oriented("LPS")
-    nib.save(ct, tmp_path / "ct.nii.gz")
-    prediction = predict_case(model, ct, organs, PredictOptions(min_volume_mm3=100.0))  # the big lesion only
-    write_prediction(prediction, ct, tmp_path / "pred" / "syn.nii.gz", case_id="syn", model=model.describe())
-    report = "FINDINGS: Liver <b>lesion</b> & co: a 2.0 x 1.4 cm mass in segment 5 <script>x</script>. Spleen normal."
-    start = report.index("a 2.0")
-    span = report[start:report.index(" <script>")]
-    tumour = Tumour("liver", "segment_5", [20.0, 14.0], evidence=Evidence(span, start, start + len(span)))
-    (tmp_path / "facts.jsonl").write_text(ReportFacts("syn", [tumour], ["spleen"]).to_json() + "\n")
-    (tmp_path / "report.txt").write_text(report)
+    files = predicted_case(tmp_path / "pred")
     page = tmp_path / "syn.html"
-    rc = _compare("--tumours", tmp_path / "pred" / "syn.json", "--ct", tmp_path / "ct.nii.gz", "--facts",
-                  tmp_path / "facts.jsonl", "--out", tmp_path / "cmp.json", "--html", page,
-                  "--report", tmp_path / "report.txt")
+    rc = _compare("--tumours", files["json"], "--ct", files["ct"], "--facts", files["facts"], "--out",
+                  tmp_path / "cmp.json", "--html", page, "--report", files["report"])
     assert rc == 0 and _flags(tmp_path / "cmp.json") == ["agrees"]
     text = page.read_text()
     assert len(IMG.findall(text)) == 1

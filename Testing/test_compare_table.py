@@ -8,19 +8,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from compare_inputs import comparison_phantom, missed_tumour_and_normal_kidney, predicted_case
 from nibabel.orientations import apply_orientation, io_orientation
 
 from rsuper.compare.inputs import load_ai_tumours
-from rsuper.compare.table import comparison_rows, tumour_geometry
-from rsuper.data.phantom import TumourSpec, make_phantom
+from rsuper.compare.table import comparison_rows, compared_tumour_files, read_comparison_rows, tumour_geometry
 from rsuper.infer.recist import recist_diameters
 from rsuper.jobs.background import BackgroundJob
 from rsuper.jobs.commands import compare_command
 from rsuper.report.schema import ReportFacts
 
 ROOT = Path(__file__).resolve().parents[1]
-TUMOURS = [TumourSpec("pancreas", "head", 22.0), TumourSpec("liver", "segment_6", 25.0),
-           TumourSpec("kidney_left", None, 18.0)]
 
 
 def _run_compare(*args) -> None:
@@ -33,8 +31,7 @@ def _run_compare(*args) -> None:
 def case(tmp_path_factory):
     root = tmp_path_factory.mktemp("cmp")
     # LPS: the file's axes are flipped against RAS, so positions must go through the affine.
-    phantom = make_phantom(4, (80, 70, 48), (2.4, 2.4, 5.0), tumours=TUMOURS, orientation="LPS", case_id="c1")
-    paths = phantom.save(root / "c1")
+    phantom, paths = comparison_phantom(root)
     _run_compare(paths["tumours"], paths["ct"], paths["organs"], paths["facts"], root / "cmp.json")
     return phantom, paths, json.loads((root / "cmp.json").read_text())
 
@@ -85,17 +82,11 @@ def test_long_axis_is_the_recist_long_axis(case):
 
 def test_disagreements_and_centres_from_the_tumour_records(case, tmp_path):
     phantom, paths, _ = case
-    img = nib.load(paths["tumours"])
-    labels = np.asarray(img.dataobj).copy()
-    labels[labels == 1] = 0  # the AI misses the pancreatic tumour
-    nib.save(nib.Nifti1Image(labels, img.affine), tmp_path / "missed.nii.gz")
-    facts = ReportFacts.from_dict(phantom.facts.to_dict())
-    facts.tumours = [t for t in facts.tumours if t.organ != "kidney_left"]
-    facts.normal_organs.append("kidney_left")
-    (tmp_path / "facts.jsonl").write_text(facts.to_json() + "\n")
-    _run_compare(tmp_path / "missed.nii.gz", None, paths["organs"], tmp_path / "facts.jsonl", tmp_path / "c.json")
+    changed = missed_tumour_and_normal_kidney(phantom, paths, tmp_path)  # AI misses 1, report: kidney normal
+    labels, img = changed.labels, changed.img
+    _run_compare(changed.labels_path, None, paths["organs"], changed.facts_path, tmp_path / "c.json")
     data = json.loads((tmp_path / "c.json").read_text())
-    records = load_ai_tumours(tmp_path / "missed.nii.gz", paths["organs"]).records
+    records = load_ai_tumours(changed.labels_path, paths["organs"]).records
     tumours_json = {"tumours": [r.to_dict() for r in records]}  # the records a tumours.json holds
     rows = comparison_rows(data, tumours=tumours_json)
     assert sorted(r.flag for r in rows) == ["agrees", "normal_organ", "report_only"]
@@ -133,6 +124,57 @@ def test_cohort_rows_carry_their_case(case, tmp_path):
     rows = comparison_rows(json.loads((tmp_path / "cohort.json").read_text()))
     assert [r.case_id for r in rows] == ["bad"] * 3 + ["good"] * 3  # worst case first
     assert [r.flag for r in rows if r.case_id == "bad"].count("report_only") == 1
+    assert read_comparison_rows(tmp_path / "cohort.json") == rows  # a cohort: no positions
+    with pytest.raises(ValueError, match="cohort"):
+        compared_tumour_files(json.loads((tmp_path / "cohort.json").read_text()))
+
+
+def test_rows_of_a_comparison_of_predicted_tumours(tmp_path):
+    """The module's files: rsuper predict's labels and records (named apart, so only the records' ``labels``
+    entry finds the image), rsuper compare on the records; the rows take their positions from that image."""
+    files = predicted_case(tmp_path / "work", labels_name="pred.nii.gz", json_name="records.json")
+    out = tmp_path / "work" / "comparison.json"
+    _run_compare(files["json"], files["ct"], None, files["facts"], out)
+    data = json.loads(out.read_text())
+    assert compared_tumour_files(data) == (files["labels"], files["json"])
+    rows = read_comparison_rows(out)
+    assert [(r.ai_id, r.flag) for r in rows] == [(1, "agrees")]
+    img = nib.load(files["labels"])
+    labels = np.asarray(img.dataobj)
+    centre, axis = tumour_geometry(labels, img.affine)[1]
+    voxels = np.argwhere(labels == 1)
+    world = voxels @ img.affine[:3, :3].T + img.affine[:3, 3]
+    np.testing.assert_allclose(rows[0].centroid_ras, world.mean(axis=0), atol=1e-6)
+    assert rows[0].centroid_ras == centre and rows[0].longest_axis_ras == axis
+    record = json.loads(files["json"].read_text())["tumours"][0]
+    assert float(np.linalg.norm(np.subtract(*axis))) == pytest.approx(record["long_axis_mm"], abs=1e-6)
+
+
+def test_rows_of_a_comparison_of_a_label_image(case):
+    """A comparison of a label NIfTI: that image gives the positions, and there are no records."""
+    _, paths, data = case
+    root = paths["tumours"].parent.parent
+    assert compared_tumour_files(data) == (paths["tumours"], None)
+    img = nib.load(paths["tumours"])
+    assert read_comparison_rows(root / "cmp.json") == comparison_rows(data, labels=np.asarray(img.dataobj),
+                                                                      affine=img.affine)
+
+
+def test_compared_files_that_moved_or_are_not_named(tmp_path):
+    files = predicted_case(tmp_path / "work")
+    data = {"format": "rsuper-comparison", "findings": [], "sources": {"tumours": files["json"].name}}
+    # relative to the comparison's folder when not found from the current one
+    assert compared_tumour_files(data, tmp_path / "work") == (files["labels"], files["json"])
+    with pytest.raises(FileNotFoundError):
+        compared_tumour_files(data, tmp_path)
+    with pytest.raises(ValueError, match="sources.tumours"):
+        compared_tumour_files({"format": "rsuper-comparison", "findings": []})
+    (tmp_path / "other.json").write_text(json.dumps({"format": "rsuper-comparison"}))
+    with pytest.raises(ValueError, match="rsuper-tumours"):
+        compared_tumour_files({"sources": {"tumours": str(tmp_path / "other.json")}})
+    files["labels"].rename(tmp_path / "elsewhere.nii.gz")
+    with pytest.raises(FileNotFoundError, match=files["labels"].name):
+        compared_tumour_files(data, tmp_path / "work")
 
 
 def test_bad_input():

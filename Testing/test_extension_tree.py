@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("RSuper", "RSuperReportExtract", "RSuperTrain")
+#: The widget base class the three module panels share (RSuper/RSuperLib/WidgetBase.py).
+WIDGET_BASE = ROOT / "RSuper" / "RSuperLib" / "WidgetBase.py"
 #: Modules a module file may import at its top level (besides the standard library). Not rsuper: its
 #: dependencies may not be installed yet when Slicer loads the module, so it is imported inside functions.
 ALLOWED_TOP_LEVEL = {"slicer", "qt", "ctk", "vtk", "RSuperLib"}
@@ -157,26 +159,91 @@ def test_ui_file_is_a_slicer_panel(module):
     assert fed == selectors, selectors ^ fed
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_every_ui_name_the_module_uses_exists(module):
-    """``self.ui.<name>`` / ``widget.ui.<name>`` and ``getattr(self.ui, "<name>")`` name widgets of the .ui."""
-    source = (ROOT / module / f"{module}.py").read_text(encoding="utf-8")
+def _ui_names_used(source: str) -> set[str]:
+    """``self.ui.<name>`` / ``widget.ui.<name>`` and ``getattr(self.ui, "<name>")`` in a source text."""
     used = set(re.findall(r"\bui\.([A-Za-z_]\w*)", source))
     for group in re.findall(r"for name in \(([^)]*)\):\n\s+getattr\(self\.ui, name\)", source):
         used |= set(re.findall(r'"(\w+)"', group))
+    return used
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_ui_name_the_module_uses_exists(module):
+    """Every panel widget the module file (or the shared widget base) names is a widget of the module's .ui."""
+    used = _ui_names_used((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+    assert len(used) > 5
+    used |= _ui_names_used(WIDGET_BASE.read_text(encoding="utf-8"))
     names = _object_names(module)
     missing = sorted(u for u in used if u not in names)
     assert not missing, missing
-    assert len(used) > 5
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_button_of_the_ui_is_used(module):
+    """No dead controls: each button, path editor and table of the .ui is used by the module code (or bound to
+    a parameter-node field)."""
+    used = _ui_names_used((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+    active = {name for name, cls in _object_names(module).items()
+              if cls in ("QPushButton", "ctkPathLineEdit", "QTableWidget", "QTabWidget", "QTextEdit",
+                         "QPlainTextEdit", "QProgressBar")}
+    bound = {w.get("name") for w in _ui(module).iter("widget")
+             if any(p.get("name") == "SlicerParameterName" for p in w.findall("property"))}
+    assert not active - used - bound, sorted(active - used - bound)
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_resource_paths_exist(module):
+    """Literal ``resourcePath("...")`` of the module file, and the panel WidgetBase loads for it."""
     source = (ROOT / module / f"{module}.py").read_text(encoding="utf-8")
-    paths = re.findall(r'resourcePath\("([^"]+)"\)', source)
-    assert paths
-    for path in paths:
+    for path in re.findall(r'resourcePath\("([^"]+)"\)', source):
         assert (ROOT / module / "Resources" / path).is_file(), path
+    base = WIDGET_BASE.read_text(encoding="utf-8")
+    loaded = re.findall(r'resourcePath\(f"([^"]+)"\)', base)
+    assert loaded == ["UI/{self.moduleName}.ui"]
+    # Slicer's moduleName is the widget class name without "Widget".
+    assert f"{module}Widget" in {c.name for c in _tree(module).body if isinstance(c, ast.ClassDef)}
+    assert (ROOT / module / "Resources" / loaded[0].replace("{self.moduleName}", module)).is_file()
+
+
+def _methods(cls: ast.ClassDef) -> dict[str, ast.FunctionDef]:
+    return {f.name: f for f in cls.body if isinstance(f, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_widgets_keep_only_their_own_wiring(module):
+    """Each widget subclasses RSuperLib.WidgetBase, creates its own logic, fills only the base's hooks (the
+    template life cycle stays in the base), and an override of a life-cycle step calls the base's step."""
+    base_tree = ast.parse(WIDGET_BASE.read_text(encoding="utf-8"))
+    base = next(c for c in base_tree.body if isinstance(c, ast.ClassDef) and c.name == "WidgetBase")
+    base_methods = _methods(base)
+    classes = {c.name: c for c in _tree(module).body if isinstance(c, ast.ClassDef)}
+    widget = classes[f"{module}Widget"]
+    assert [ast.unparse(b) for b in widget.bases] == ["WidgetBase"]
+    methods = _methods(widget)
+    template_steps = {"setup", "enter", "exit", "initializeParameterNode", "setParameterNode", "onSceneEndClose"}
+    assert not template_steps & set(methods), template_steps & set(methods)
+    create = methods["createLogic"]
+    returned = [n.value for n in ast.walk(create) if isinstance(n, ast.Return)]
+    assert [ast.unparse(r) for r in returned] == [f"{module}Logic()"]
+    assert "setupPanel" in methods
+    for name in ("cleanup", "onSceneStartClose", "__init__"):
+        if name in methods:
+            calls = {ast.unparse(n.func) for n in ast.walk(methods[name]) if isinstance(n, ast.Call)}
+            assert f"WidgetBase.{name}" in calls, (module, name)
+    for name, method in methods.items():
+        if name in base_methods:  # an override keeps the base's arguments
+            assert [a.arg for a in method.args.args] == [a.arg for a in base_methods[name].args.args], name
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_description_is_shared(module):
+    """The module class describes itself through RSuperLib.WidgetBase.describeModule (one category)."""
+    classes = {c.name: c for c in _tree(module).body if isinstance(c, ast.ClassDef)}
+    calls = [n for n in ast.walk(classes[module]) if isinstance(n, ast.Call) and ast.unparse(n.func) ==
+             "describeModule"]
+    assert len(calls) == 1 and len(calls[0].args) == 3
+    source = WIDGET_BASE.read_text(encoding="utf-8")
+    assert re.search(r'^CATEGORY = "Segmentation\.R-Super"$', source, re.M)
 
 
 def _parameter_fields(module: str) -> dict[str, str]:

@@ -11,7 +11,9 @@ the application has, so they are not imported here. Instead:
   started as the panel starts it is followed to its end; ``RSuperLib.Jobs`` starts children that import
   this ``rsuper``;
 * the steps the modules and their self-tests chain (extract, organ import, compare) run as real
-  ``rsuper`` child processes on a synthetic CT, and give what the self-tests assert inside Slicer.
+  ``rsuper`` child processes on a synthetic CT, and give what the self-tests assert inside Slicer;
+* the widget life cycle the three panels share (``RSuperLib.WidgetBase``) runs on a real MRML scene, with
+  stand-ins only for the application's widget base class, ``loadUI`` and the parameter-node wrapper.
 """
 
 from __future__ import annotations
@@ -295,3 +297,176 @@ def test_module_children_run_this_rsuper(tmp_path):
     assert job.wait(timeout=60) == 0, job.log_tail()
     assert Path(job.log_tail(1)[0]).resolve() == (ROOT / "rsuper" / "__init__.py").resolve()
     assert (tmp_path / "child.log").read_text().strip() == job.log_tail(1)[0]
+
+
+def test_self_test_training_config_is_valid(tmp_path):
+    """The configuration RSuperTest trains its tiny checkpoint with (built in ``_trainTinyModel``) is one that
+    ``rsuper train`` accepts: a renamed key or section fails here, not inside Slicer."""
+    from rsuper.train.config import config_from_dict
+
+    method = _definition("RSuper", "RSuperTest._trainTinyModel")
+    assign = next(n for n in ast.walk(method) if isinstance(n, ast.Assign)
+                  and [ast.unparse(t) for t in n.targets] == ["config"])
+    config = eval(compile(ast.Expression(assign.value), "RSuper.py:_trainTinyModel", "eval"), {"folder": tmp_path})
+    parsed = config_from_dict(config)
+    assert parsed.data.manifest == str(tmp_path / "cohort" / "manifest.csv")
+    assert [s.steps for s in parsed.stages] == [2] and parsed.device == "cpu" and parsed.log_every == 1
+    assert tuple(parsed.data.patch_size) == (32, 32, 32)
+
+
+# ------------------------------------------------------------------------------- the shared widget base
+
+
+class _ModuleWidgetStandIn:
+    """Stand-in for the part of Slicer's ``ScriptedLoadableModuleWidget`` a subclass relies on (it needs the
+    application): the module name from the class name, the parent widget, the layout, the resource path."""
+
+    def __init__(self, parent=None):
+        super().__init__()
+        self.moduleName = type(self).__name__[:-len("Widget")]
+        self.parent = parent
+        self.layout = SimpleNamespace(addWidget=lambda widget: None)
+
+    def setup(self):
+        pass
+
+    def cleanup(self):
+        pass
+
+    def resourcePath(self, name):
+        return str(ROOT / self.moduleName / "Resources" / name)
+
+
+def _widget_base_module(monkeypatch, scene, loaded):
+    """RSuperLib/WidgetBase.py on the real MRML scene and VTKObservationMixin of slicer-core, with stand-ins for
+    the application-only parts (the widget base class, loadUI, childWidgetVariables, translation)."""
+    import types
+    import xml.etree.ElementTree as ET
+
+    slicer = pytest.importorskip("slicer")
+    if not hasattr(slicer, "vtkMRMLScene"):
+        pytest.skip("slicer-core (MRML classes) is not installed")
+
+    def loadUI(path):
+        loaded.append(Path(path))
+        return SimpleNamespace(path=Path(path), setMRMLScene=lambda s: loaded.append(s))
+
+    def childWidgetVariables(widget):
+        names = {w.get("name") for w in ET.parse(widget.path).getroot().iter("widget")}
+        return SimpleNamespace(**{name: SimpleNamespace(name=name) for name in names})
+
+    for name, attributes in (("slicer.ScriptedLoadableModule", {"ScriptedLoadableModuleWidget": _ModuleWidgetStandIn}),
+                             ("slicer.i18n", {"tr": str})):
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
+    monkeypatch.setattr(slicer.util, "loadUI", loadUI, raising=False)
+    monkeypatch.setattr(slicer.util, "childWidgetVariables", childWidgetVariables, raising=False)
+    spec = importlib.util.spec_from_file_location("_WidgetBaseUnderTest", LIB / "WidgetBase.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _WrapperStandIn:
+    """A ``@parameterNodeWrapper`` object (one per ``getParameterNode()`` call, as Slicer's): observers go to the
+    real parameter node; ``connectGui`` / ``disconnectGui`` are counted per node in ``bound``."""
+
+    def __init__(self, node, bound):
+        self.parameterNode, self.bound = node, bound
+
+    def connectGui(self, ui):
+        tag = object()
+        self.bound[tag] = self.parameterNode
+        return tag
+
+    def disconnectGui(self, tag):
+        self.bound.pop(tag, None)
+
+    def AddObserver(self, event, callback, priority=0.0):
+        return self.parameterNode.AddObserver(event, callback, priority)
+
+    def RemoveObserver(self, tag):
+        self.parameterNode.RemoveObserver(tag)
+
+
+def test_widget_base_life_cycle(monkeypatch):
+    """The template life cycle of RSuperLib.WidgetBase on a real MRML scene: hooks in order, the panel of the
+    module's .ui, the parameter node bound and observed only while the module is shown, a new one after the
+    scene closes (only for a shown module), nothing observed after cleanup; and no warning on the way."""
+    import warnings
+
+    import slicer
+
+    scene = slicer.vtkMRMLScene()
+    loaded, calls, modified, bound = [], [], [], {}
+    base = _widget_base_module(monkeypatch, scene, loaded)
+
+    def getParameterNode():
+        nodes = [scene.GetNthNodeByClass(i, "vtkMRMLScriptedModuleNode")
+                 for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScriptedModuleNode"))]
+        return _WrapperStandIn(nodes[0] if nodes else scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode"), bound)
+
+    class RSuperWidget(base.WidgetBase):
+        def createLogic(self):
+            calls.append("createLogic")
+            return SimpleNamespace(getParameterNode=getParameterNode)
+
+        def setupPanel(self):
+            calls.append(("setupPanel", self.logic is not None, self._parameterNode))
+
+        def setDefaultParameters(self, parameterNode):
+            calls.append(("defaults", parameterNode.parameterNode))
+
+        def onParameterNodeModified(self, caller=None, event=None):
+            modified.append(self._parameterNode.parameterNode if self._parameterNode else None)
+
+    def bound_nodes():
+        return sorted(n.GetID() for n in bound.values())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parent = SimpleNamespace(isEntered=True)
+        widget = RSuperWidget(parent)
+        widget.setup()
+        first = widget._parameterNode.parameterNode
+        assert calls == ["createLogic", ("setupPanel", True, None), ("defaults", first)]
+        assert loaded == [ROOT / "RSuper" / "Resources" / "UI" / "RSuper.ui", scene]
+        assert "comparisonTable" in vars(widget.ui) and bound_nodes() == [first.GetID()]
+        del modified[:]
+        first.Modified()
+        assert modified == [first]
+
+        widget.exit()  # another module shown
+        first.Modified()
+        assert modified == [first] and bound_nodes() == []
+        widget.enter()
+        widget.enter()  # entering twice binds once
+        assert bound_nodes() == [first.GetID()]
+        del modified[:]
+        first.Modified()
+        assert modified == [first]
+
+        scene.Clear(0)  # the module is shown: a new parameter node at once
+        second = widget._parameterNode.parameterNode
+        assert second is not first and bool(scene.IsNodePresent(second)) and bound_nodes() == [second.GetID()]
+        del modified[:]
+        first.Modified()
+        second.Modified()
+        assert modified == [second]
+
+        widget.exit()
+        parent.isEntered = False
+        scene.Clear(0)  # not shown: the panel keeps no parameter node until entered
+        assert widget._parameterNode is None and bound_nodes() == []
+        widget.enter()
+        third = widget._parameterNode.parameterNode
+        assert third is not second and bound_nodes() == [third.GetID()]
+
+        widget.cleanup()
+        assert widget.Observations == []
+        del modified[:]
+        scene.Clear(0)
+        third.Modified()
+        assert modified == []

@@ -17,7 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "RSuper"))
 
 from RSuperLib import Nodes  # noqa: E402
 
+from compare_inputs import comparison_phantom  # noqa: E402
+
 from rsuper.anatomy.labels import RSUPER_ORGAN_LABELS  # noqa: E402
+from rsuper.compare.inputs import load_ai_tumours  # noqa: E402
+from rsuper.compare.segments import TUMOUR_COLOURS, ai_tumour_label_map, segment_label_map  # noqa: E402
 from rsuper.data.phantom import TumourSpec, make_phantom  # noqa: E402
 
 # Voxel -> RAS: i runs toward the patient's left (a flip), j posterior (a flip), k superior; anisotropic spacing.
@@ -200,3 +204,31 @@ def test_empty_segmentation_gives_background_on_the_reference_grid(scene):
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
     back = Nodes.segmentationNodeToLabelMap(segmentation, reference, RSUPER_ORGAN_LABELS)
     assert back.shape == (9, 7, 5) and back.dtype == np.uint8 and not back.any()
+
+
+def test_ai_tumour_segments_and_back_to_instance_labels(scene, tmp_path):
+    """What the R-Super module does with tumours: the instance labels + records shown as named, coloured segments
+    (ai_tumour_label_map), then a segmentation, edited by deleting a segment, handed back as instance labels
+    (segment_label_map) for rsuper compare: segment n is value n, on the CT's grid."""
+    phantom, paths = comparison_phantom(tmp_path)
+    records = [r.to_dict() for r in load_ai_tumours(paths["tumours"], paths["organs"]).records]
+    assert len(records) == 3
+    ct = Nodes.readVolumeNode(paths["ct"], scene=scene)
+    label_map = ai_tumour_label_map(records)
+    segmentation = Nodes.readSegmentationNode(paths["tumours"], label_map, "AI tumours", scene=scene,
+                                              referenceVolumeNode=ct)
+    seg = segmentation.GetSegmentation()
+    shown = [(seg.GetNthSegment(i).GetName(), tuple(round(c * 255) for c in seg.GetNthSegment(i).GetColor()))
+             for i in range(seg.GetNumberOfSegments())]
+    assert shown == [(label_map.name_of(r["id"]), TUMOUR_COLOURS[i]) for i, r in enumerate(records)]
+    assert [name.split(" (")[1].split()[0] for name, _ in shown] == ["pancreas", "liver", "kidney_left"]
+
+    names = [seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments())]
+    Nodes.writeSegmentationNode(segmentation, ct, segment_label_map(names), tmp_path / "all.nii.gz")
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "all.nii.gz").dataobj), phantom.tumours)
+
+    seg.RemoveSegment(seg.GetSegmentIdBySegmentName(names[0]))  # the user deletes the pancreatic tumour
+    names = [seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments())]
+    Nodes.writeSegmentationNode(segmentation, ct, segment_label_map(names), tmp_path / "edited.nii.gz")
+    expected = np.where(phantom.tumours > 1, phantom.tumours - 1, 0)  # 1 gone, 2 -> 1, 3 -> 2
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "edited.nii.gz").dataobj), expected)

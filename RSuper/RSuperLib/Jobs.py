@@ -8,6 +8,7 @@ button (needs the Slicer application for :class:`JobPanel`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -135,11 +136,17 @@ class JobPanel:
             for line in job.log_tail(50):
                 self.logEdit.appendPlainText(line)
         if job.returncode == 0:
-            with slicer.util.tryWithErrorDisplay(_("Could not load the result of {name}.").format(name=name),
-                                                 waitCursor=True):
-                text = onSuccess()
-                if text:
-                    self.statusLabel.text = text
+            # tryWithErrorDisplay shows the error and raises it again: caught here, so that the panel is still
+            # told that the job has ended (onChanged below) and its buttons come back.
+            try:
+                with slicer.util.tryWithErrorDisplay(_("Could not load the result of {name}.").format(name=name),
+                                                     waitCursor=True):
+                    text = onSuccess()
+            except Exception:
+                logging.exception("RSuper: loading the result of %s failed", name)
+                text = _("{name}: the result could not be loaded.").format(name=name)
+            if text:
+                self.statusLabel.text = text
         elif self._cancelled:
             self.statusLabel.text = self._cancelledText
         else:

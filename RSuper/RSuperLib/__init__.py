@@ -13,7 +13,9 @@ move data between MRML nodes, Qt timers / dialogs and that package.
 * :mod:`RSuperLib.Jobs`: starting ``rsuper`` child processes (Python, environment) and
   following one in a panel (progress bar, status line, Cancel, errors);
 * :mod:`RSuperLib.Install`: first-run installation of rsuper's requirements;
-* :mod:`RSuperLib.Dialogs`: message boxes and file choosers.
+* :mod:`RSuperLib.Dialogs`: message boxes and file choosers;
+* :mod:`RSuperLib.WidgetBase`: the scripted-module template code the three module panels share
+  (parameter node, scene close, enter / exit, cleanup).
 
 Importing the package imports none of them (nor torch): import the one needed.
 """

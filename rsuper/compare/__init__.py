@@ -8,6 +8,9 @@
 * :mod:`rsuper.compare.render` / :mod:`rsuper.compare.pages`: PNG snapshots
   and the self-contained HTML pages;
 * :mod:`rsuper.compare.report`: one case or a cohort to JSON and HTML;
+* :mod:`rsuper.compare.table` / :mod:`rsuper.compare.segments`: the rows of
+  the Slicer comparison table, the label file a comparison used, and the
+  names and colours of AI tumour segments;
 * :mod:`rsuper.compare.command_compare`: the command.
 
 Nothing here imports torch.

@@ -11,6 +11,10 @@ either
   and the end points of the longest axial diameter (the RECIST long axis),
   which the Slicer module draws as a line measurement.
 
+:func:`read_comparison_rows` does both for a written ``comparison.json``: it
+finds the tumour label image the comparison used (:func:`compared_tumour_files`)
+and reads it.
+
 All positions are world RAS+ mm (nibabel's and 3D Slicer's RAS). Importing
 this module needs only the standard library; numpy / scipy / nibabel are
 loaded when labels are given.
@@ -18,11 +22,14 @@ loaded when labels are given.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ComparisonRow", "comparison_rows", "tumour_geometry", "FLAG_TEXT"]
+__all__ = ["ComparisonRow", "comparison_rows", "compared_tumour_files", "read_comparison_rows", "tumour_geometry",
+           "FLAG_TEXT"]
 
 Point = tuple[float, float, float]
 
@@ -150,6 +157,68 @@ def comparison_rows(
                 case_id=str(case.get("case_id") or ""),
             ))
     return rows
+
+
+def compared_tumour_files(comparison_json: Mapping[str, Any], base_dir: str | Path | None = None
+                          ) -> tuple[Path, Path | None]:
+    """The files of the AI tumours a one-case comparison used: ``(label image, tumours.json or None)``.
+
+    ``rsuper compare`` records its ``--tumours`` in ``sources.tumours``: either a tumour label NIfTI (then that
+    is the label image) or the ``tumours.json`` of ``rsuper predict``, whose label image is the file its
+    ``labels`` entry names in the same folder (``tumours.nii.gz`` for ``tumours.json`` when it names none).
+
+    Args:
+        comparison_json: the parsed ``--out`` JSON of a one-case ``rsuper compare``.
+        base_dir: where to look for a relative ``sources.tumours`` that does not exist from the current
+            folder (usually the comparison JSON's folder).
+
+    Raises:
+        ValueError: a cohort comparison or no ``sources.tumours``; a ``.json`` that is not an
+            ``rsuper-tumours`` file.
+        FileNotFoundError: the recorded file or the label image beside the records is gone.
+    """
+    from rsuper.infer.tumours_file import read_tumours_json
+
+    if comparison_json.get("format") == "rsuper-comparison-cohort":
+        raise ValueError("a cohort comparison names a folder of tumours, not the files of one case")
+    named = (comparison_json.get("sources") or {}).get("tumours")
+    if not named:
+        raise ValueError("the comparison does not record its tumours (sources.tumours)")
+    path = Path(named)
+    if not path.is_absolute() and not path.exists() and base_dir is not None:
+        path = Path(base_dir) / path
+    if not path.is_file():
+        raise FileNotFoundError(f"the compared tumours {path} are gone")
+    if path.suffix.lower() != ".json":
+        return path, None
+    records = read_tumours_json(path)
+    labels = records.labels_path or path.with_name(path.stem + ".nii.gz")
+    if not labels.is_file():
+        raise FileNotFoundError(f"{path} describes {labels.name}, which is not beside it")
+    return labels, path
+
+
+def read_comparison_rows(comparison_path: str | Path) -> list[ComparisonRow]:
+    """The rows of a written ``comparison.json``, positions included.
+
+    One case: centres and long axes from the tumour label image it compared (:func:`compared_tumour_files`),
+    with the records of its ``tumours.json`` when it compared one. A cohort: rows without positions.
+
+    Raises:
+        ValueError, FileNotFoundError: as :func:`compared_tumour_files`; not a comparison JSON.
+        OSError: unreadable files.
+    """
+    comparison_path = Path(comparison_path)
+    data = json.loads(comparison_path.read_text(encoding="utf-8"))
+    if data.get("format") == "rsuper-comparison-cohort":
+        return comparison_rows(data)
+    import nibabel as nib
+    import numpy as np
+
+    labels_path, records_path = compared_tumour_files(data, comparison_path.parent)
+    records = None if records_path is None else json.loads(records_path.read_text(encoding="utf-8"))
+    image = nib.load(str(labels_path))
+    return comparison_rows(data, tumours=records, labels=np.asarray(image.dataobj), affine=image.affine)
 
 
 def _point(values: Sequence[float]) -> Point:
