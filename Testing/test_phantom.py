@@ -13,6 +13,7 @@ from rsuper.anatomy.labels import RSUPER_ORGAN_LABELS as LM
 from rsuper.anatomy.labels import labels_for
 from rsuper.data.phantom import Phantom, TumourPlacementError, TumourSpec, make_cohort, make_phantom
 from rsuper.data.phantom_report import round_mm
+from rsuper.data.phantom_tumours import random_specs
 from rsuper.report.schema import ReportFacts, validate_facts
 
 SPACING = (1.5, 1.5, 2.5)  # non-isotropic on purpose
@@ -141,6 +142,35 @@ def test_random_tumours_and_healthy_cases() -> None:
     assert not healthy.tumours.any() and not healthy.facts.tumours
     normal = healthy.facts.normal_organs
     assert normal and len(set(normal)) == len(normal)
+
+
+def test_drawn_tumours_respect_the_size_floor_and_attenuation_choice() -> None:
+    rng = np.random.default_rng(5)
+    specs = random_specs(rng, 60, min_diameter_mm=16.0, attenuations=("hypo",))
+    assert {s.attenuation for s in specs} == {"hypo"}
+    assert min(s.diameters_mm[0] for s in specs) >= 16.0
+    both = random_specs(np.random.default_rng(5), 60, attenuations=("hyper", "cystic"))
+    assert {s.attenuation for s in both} == {"hyper", "cystic"}
+    # Every kind allowed draws exactly what the default draws (the demo's phantoms stay the same).
+    assert random_specs(np.random.default_rng(9), 20) == random_specs(
+        np.random.default_rng(9), 20, attenuations=("hypo", "hyper", "cystic"))
+    ph = make_phantom(3, shape=(64, 56, 48), spacing_mm=(3.0, 3.0, 5.0), n_tumours=2, min_diameter_mm=16.0,
+                      attenuations=("hyper",))
+    assert ph.tumour_specs and all(t.attenuation == "hyper" for t in ph.tumour_specs)
+    for bad in ((), ("bright",)):
+        with pytest.raises(ValueError, match="attenuations"):
+            random_specs(rng, 1, attenuations=bad)
+
+
+def test_contrast_option_sets_the_tumour_to_organ_difference() -> None:
+    small = dict(shape=(64, 56, 48), spacing_mm=(3.0, 3.0, 5.0))
+    specs = [TumourSpec("liver", None, 24.0, "hypo"), TumourSpec("kidney_left", None, 18.0, "hyper")]
+    weak = make_phantom(4, tumours=specs, contrast_hu=(40.0, 40.0), **small)
+    strong = make_phantom(4, tumours=specs, contrast_hu=(100.0, 100.0), **small)
+    hypo, hyper = (s.hu - w.hu for s, w in zip(strong.tumour_specs, weak.tumour_specs))
+    assert hypo == pytest.approx(-60.0) and hyper == pytest.approx(60.0)
+    inside = strong.tumours == 1
+    assert strong.ct[inside].mean() < weak.ct[inside].mean() - 40.0
 
 
 def test_impossible_or_invalid_tumours_fail_clearly() -> None:

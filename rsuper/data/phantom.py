@@ -46,12 +46,22 @@ from rsuper.report.schema import ReportFacts
 from .phantom_anatomy import draw_anatomy
 from .phantom_canvas import Canvas
 from .phantom_report import MALIGNANCY_BY_ATTENUATION, write_report
-from .phantom_tumours import CYST_HU, PlacedTumour, TumourPlacementError, TumourSpec, place_tumour, random_specs
+from .phantom_tumours import (
+    ATTENUATION_KINDS,
+    CYST_HU,
+    PlacedTumour,
+    TumourPlacementError,
+    TumourSpec,
+    place_tumour,
+    random_specs,
+)
 
 __all__ = ["Phantom", "TumourSpec", "PlacedTumour", "TumourPlacementError", "make_phantom", "make_cohort"]
 
 DEFAULT_SHAPE = (128, 112, 96)
 DEFAULT_SPACING_MM = (1.5, 1.5, 2.5)
+#: Range (HU) of a solid tumour's difference from its organ's median attenuation.
+DEFAULT_CONTRAST_HU = (40.0, 60.0)
 #: Standard deviation of the image noise in HU.
 NOISE_HU = 12.0
 
@@ -129,8 +139,12 @@ def _finish_ct(hu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _add_tumours(
     canvas: Canvas, specs: list[TumourSpec], rng: np.random.Generator,
     spacing: Sequence[float], affine: np.ndarray, drawn: bool,
+    contrast_hu: tuple[float, float] = DEFAULT_CONTRAST_HU,
 ) -> tuple[np.ndarray, list[PlacedTumour]]:
     """Place ``specs``; returns the uint8 instance map and the placed tumours.
+
+    A hypo-/hyper-attenuating tumour differs from its organ's median by a
+    uniform draw in ``contrast_hu`` (HU); a cyst has :data:`CYST_HU`.
 
     Tumours are kept one voxel apart. A ``drawn`` (random) tumour that does
     not fit shrinks by 15 % up to 6 times, then is dropped; an explicit one raises.
@@ -153,7 +167,7 @@ def _add_tumours(
             continue
         index = tuple(vox.T)
         organ_hu = float(np.median(canvas.hu[index]))
-        delta = rng.uniform(40.0, 60.0)
+        delta = rng.uniform(*contrast_hu)
         value = {"hypo": organ_hu - delta, "hyper": organ_hu + delta, "cystic": CYST_HU}[spec.attenuation]
         canvas.hu[index] = value + 3.0 * canvas.texture[2][index]
         n = len(placed) + 1
@@ -175,6 +189,8 @@ def make_phantom(
     tumours: list[TumourSpec] | None = None,
     n_tumours: int | tuple[int, int] = (0, 3),
     min_diameter_mm: float = 8.0,
+    attenuations: Sequence[str] = ATTENUATION_KINDS,
+    contrast_hu: tuple[float, float] = DEFAULT_CONTRAST_HU,
     orientation: str = "RAS",
     case_id: str | None = None,
 ) -> Phantom:
@@ -188,6 +204,8 @@ def make_phantom(
         n_tumours: when drawing, how many: a number or an inclusive range
             (``0`` = healthy). A drawn tumour that does not fit shrinks, then is dropped.
         min_diameter_mm: smallest largest-diameter of a drawn tumour, mm.
+        attenuations: attenuation kinds a drawn tumour may have (``"hypo"``, ``"hyper"``, ``"cystic"``).
+        contrast_hu: range of a solid tumour's difference from its organ (HU), drawn uniformly.
         orientation: array axis codes (nibabel ``aff2axcodes`` style), e.g. ``"RAS"``, ``"LPS"``.
         case_id: defaults to ``phantom_seed<seed>``.
 
@@ -203,8 +221,9 @@ def make_phantom(
     drawn = tumours is None
     if drawn:
         lo, hi = (n_tumours, n_tumours) if isinstance(n_tumours, int) else n_tumours
-        tumours = random_specs(rng, int(rng.integers(lo, hi + 1)), min_diameter_mm)
-    instances, placed = _add_tumours(canvas, list(tumours), rng, spacing_mm, affine, drawn)
+        tumours = random_specs(rng, int(rng.integers(lo, hi + 1)), min_diameter_mm, attenuations)
+    instances, placed = _add_tumours(canvas, list(tumours), rng, spacing_mm, affine, drawn,
+                                     (float(contrast_hu[0]), float(contrast_hu[1])))
     ct = _finish_ct(canvas.hu, rng)
     report, facts = write_report(case_id, placed, rng)
     organs = canvas.labels.astype(np.uint8)

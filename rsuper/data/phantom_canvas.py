@@ -92,8 +92,8 @@ class Canvas:
     def box(self, lo: Sequence[float], hi: Sequence[float]) -> Box | None:
         """Voxel slices covering the reference-mm box ``[lo, hi]`` (None if outside)."""
         out = []
-        for a, l, h in zip(self.axes, lo, hi):
-            i0, i1 = np.searchsorted(a, l), np.searchsorted(a, h, side="right")
+        for a, low, high in zip(self.axes, lo, hi):
+            i0, i1 = np.searchsorted(a, low), np.searchsorted(a, high, side="right")
             if i1 <= i0:
                 return None
             out.append(slice(int(i0), int(i1)))

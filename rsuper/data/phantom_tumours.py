@@ -130,12 +130,22 @@ class PlacedTumour:
         return float(np.pi / 6.0 * a * b * c)
 
 
-def random_specs(rng: np.random.Generator, n: int, min_diameter_mm: float = 8.0) -> list[TumourSpec]:
+def random_specs(rng: np.random.Generator, n: int, min_diameter_mm: float = 8.0,
+                 attenuations: Sequence[str] = ATTENUATION_KINDS) -> list[TumourSpec]:
     """``n`` random tumours in the pancreas, liver or kidneys.
 
     The largest diameter is uniform between ``min_diameter_mm`` and the organ's
-    limit (24 mm pancreas, 28 mm kidney, 40 mm liver), at most that limit.
+    limit (24 mm pancreas, 28 mm kidney, 40 mm liver), at most that limit. The
+    attenuation is drawn among ``attenuations`` with the organ's frequencies
+    (renormalised over the kinds allowed).
+
+    Raises:
+        ValueError: ``attenuations`` is empty or names an unknown kind.
     """
+    unknown = sorted(set(attenuations) - set(ATTENUATION_KINDS))
+    if unknown or not attenuations:
+        raise ValueError(f"attenuations must be a non-empty subset of {ATTENUATION_KINDS}, got {tuple(attenuations)}")
+    allowed_kinds = np.isin(ATTENUATION_KINDS, list(attenuations))
     organs = list(_RANDOM_ORGANS)
     probs = [_RANDOM_ORGANS[o][0] for o in organs]
     specs = []
@@ -148,7 +158,8 @@ def random_specs(rng: np.random.Generator, n: int, min_diameter_mm: float = 8.0)
         d1 = rng.uniform(min(min_diameter_mm, _RANDOM_ORGANS[organ][1]), _RANDOM_ORGANS[organ][1])
         d2 = d1 * rng.uniform(0.7, 1.0)
         d3 = d2 * rng.uniform(0.7, 1.0)
-        att = ATTENUATION_KINDS[int(rng.choice(3, p=_RANDOM_ATTENUATION[organ]))]
+        weights = np.asarray(_RANDOM_ATTENUATION[organ]) * allowed_kinds
+        att = ATTENUATION_KINDS[int(rng.choice(3, p=weights / weights.sum()))]
         allowed = MALIGNANCY_BY_ATTENUATION[att]
         specs.append(TumourSpec(organ, sub, tuple(round(d, 1) for d in (d1, d2, d3)), att,
                                 allowed[int(rng.integers(len(allowed)))]))

@@ -45,6 +45,8 @@ class StudyOptions:
         seed: seeds the phantoms and the training runs.
         phantom_shape, phantom_spacing_mm: phantom grid (voxels, mm).
         min_diameter_mm: smallest largest-diameter of a phantom tumour (mm).
+        attenuations: attenuation kinds the phantom tumours may have.
+        contrast_hu: range of a solid tumour's difference from its organ (HU).
         spacing_mm: training grid (mm) the cache resamples to.
         hu_clip: HU window before z-scoring; a soft-tissue window (-160, 240)
             keeps the tumour-to-organ contrast (tens of HU) from being
@@ -56,7 +58,8 @@ class StudyOptions:
         stage1_steps: masks-only steps before the two arms split.
         arm_steps: steps of each arm after the split.
         batch_size: patches per step.
-        lr: stage-1 learning rate (the arms use a tenth, as the reference's stage 2).
+        lr: stage-1 learning rate.
+        arm_lr: learning rate of both arms; ``None`` = a tenth of ``lr``, as the reference's stage 2.
         lesion_organs: organs with a lesion channel.
         report_weight: lambda of the report losses in the ``masks_reports`` arm.
         report_fraction: share of report patches in the ``masks_reports`` arm.
@@ -69,6 +72,8 @@ class StudyOptions:
     phantom_shape: tuple[int, int, int] = (128, 112, 96)
     phantom_spacing_mm: tuple[float, float, float] = (1.5, 1.5, 2.5)
     min_diameter_mm: float = 8.0
+    attenuations: tuple[str, ...] = ("hypo", "hyper", "cystic")
+    contrast_hu: tuple[float, float] = (40.0, 60.0)
     spacing_mm: tuple[float, float, float] = (3.0, 3.0, 3.0)
     hu_clip: tuple[float, float] = (-160.0, 240.0)
     patch_size: tuple[int, int, int] = (48, 48, 48)
@@ -77,6 +82,7 @@ class StudyOptions:
     arm_steps: int = 300
     batch_size: int = 2
     lr: float = 1e-2
+    arm_lr: float | None = None
     lesion_organs: tuple[str, ...] = ("liver", "pancreas", "kidney")
     report_weight: float = 0.1
     report_fraction: float = 0.5
@@ -114,6 +120,7 @@ def _write_cases(out: Path, options: StudyOptions, log: Callable[[str], None]) -
             case_id = f"{group}_{len(ids[group]):03d}"
             phantom = make_phantom(seed, options.phantom_shape, options.phantom_spacing_mm,
                                    n_tumours=n_tumours, min_diameter_mm=options.min_diameter_mm,
+                                   attenuations=options.attenuations, contrast_hu=options.contrast_hu,
                                    case_id=case_id)
             phantom.save(out / case_folder(group) / case_id)
             ids[group].append(case_id)
@@ -238,10 +245,11 @@ def run_study(out: Path, options: StudyOptions = StudyOptions(), progress: str =
     jobs = {name: out / "runs" / name for name in ("stage1", *ARMS)}
     stage1 = {"name": "masks", "steps": options.stage1_steps, "lr": options.lr, "data": "masks",
               "report_weight": 0.0}
+    arm_lr = options.lr / 10 if options.arm_lr is None else options.arm_lr
     arm_stages = {
-        "masks_only": {"name": "masks_more", "steps": options.arm_steps, "lr": options.lr / 10, "data": "masks",
+        "masks_only": {"name": "masks_more", "steps": options.arm_steps, "lr": arm_lr, "data": "masks",
                        "report_weight": 0.0},
-        "masks_reports": {"name": "reports", "steps": options.arm_steps, "lr": options.lr / 10, "data": "all",
+        "masks_reports": {"name": "reports", "steps": options.arm_steps, "lr": arm_lr, "data": "all",
                           "report_weight": options.report_weight},
     }
     plans = [("stage1", "manifest_masks.csv", stage1, None)]

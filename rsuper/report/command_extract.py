@@ -36,8 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("rules", "transformers", "openai"), default="rules",
                    help="rules: offline, deterministic (default); transformers: local model folder; "
                         "openai: a local OpenAI-compatible server")
-    p.add_argument("--model", help="transformers: model folder or .gguf file; openai: model name (default: first served)")
-    p.add_argument("--url", help="openai: base URL of the server, e.g. http://127.0.0.1:8000 (nothing is sent elsewhere)")
+    p.add_argument("--model",
+                   help="transformers: model folder or .gguf file; openai: model name (default: first served)")
+    p.add_argument("--url",
+                   help="openai: base URL of the server, e.g. http://127.0.0.1:8000 (nothing is sent elsewhere)")
     p.add_argument("--workers", type=int, default=1, help="rules: processes; openai: concurrent requests (default 1)")
     p.add_argument("--batch-size", type=int, default=4, help="transformers: reports per generate call (default 4)")
     p.add_argument("--device", default="cpu", help="transformers: cpu, cuda, cuda:1 ... (default cpu)")

@@ -13,7 +13,8 @@ from .schema import ReportFacts
 def facts_table(facts: Iterable[ReportFacts]) -> Table:
     """A rich table: one row per tumour, plus a row for cases without any."""
     table = Table(title="Tumour facts", show_lines=False)
-    for col in ("case", "organ", "sub-segment", "diameters (mm)", "count", "attenuation", "malignancy", "normal organs"):
+    columns = ("case", "organ", "sub-segment", "diameters (mm)", "count", "attenuation", "malignancy", "normal organs")
+    for col in columns:
         table.add_column(col)
     for f in facts:
         normal = ", ".join(f.normal_organs)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 _ORGAN_TERMS: list[tuple[str, str | None]] = [
     (r"hepatic flexure", "colon"),
     (r"splenic flexure", "colon"),
-    (r"(?:hepatic|splenic|renal|portal|mesenteric|gastric|pancreatic|adrenal)\s+(?:vein|veins|artery|arteries|vessels?)", None),
+    (r"(?:hepatic|splenic|renal|portal|mesenteric|gastric|pancreatic|adrenal)"
+     r"\s+(?:vein|veins|artery|arteries|vessels?)", None),
     (r"(?:common\s+)?(?:hepatic|bile|cystic|pancreatic)\s+ducts?", None),
     (r"(?:gastroesophageal|ge|gastro-esophageal)\s+junction", "esophagus"),
     (r"gall\s*bladder", "gallbladder"),
@@ -160,7 +161,8 @@ _COUNT_WORDS: dict[str, tuple[int, bool]] = {
     "various": (2, True), "multifocal": (2, True), "diffuse": (2, True), "myriad": (2, True),
 }
 COUNT_RE = re.compile(
-    r"\b(" + "|".join(sorted(_COUNT_WORDS, key=len, reverse=True)) + r"|\d{1,2})\b(?!\s*(?:\.\d|mm|cm|-?\s*mm|-?\s*cm))",
+    r"\b(" + "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
+    + r"|\d{1,2})\b(?!\s*(?:\.\d|mm|cm|-?\s*mm|-?\s*cm))",
     re.IGNORECASE,
 )
 

@@ -454,7 +454,8 @@ def _common_unsided(organs: list[str]) -> str | None:
 
 
 def _same_lesion(a: Tumour, b: Tumour) -> bool:
-    if a.organ != b.organ and not (a.organ in PAIRED_ORGANS.get(b.organ, ()) or b.organ in PAIRED_ORGANS.get(a.organ, ())):
+    paired = a.organ in PAIRED_ORGANS.get(b.organ, ()) or b.organ in PAIRED_ORGANS.get(a.organ, ())
+    if a.organ != b.organ and not paired:
         return False
     if a.subsegment and b.subsegment and not set(a.subsegment.split("/")) & set(b.subsegment.split("/")):
         return False
