@@ -120,14 +120,15 @@ def test_llm_backends_need_their_settings(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_runs(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "rsuper", "demo", "--out", str(tmp_path / "d"), "--quick"],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run([sys.executable, "-m", "rsuper", "demo", "--out", str(tmp_path / "d"), "--quick",
+                          "--seed", "11"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "d" / "facts.jsonl").exists()
     assert "Tumour facts" in res.stdout
     study = tmp_path / "d" / "study"
     results = json.loads((study / "results.json").read_text())
     assert set(results["summary"]) == {"masks_only", "masks_reports"}
+    assert results["options"]["seed"] == 11
     for png in ("loss_curves.png", "metrics.png"):
         assert (study / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "masks + reports" in res.stdout and "detection F1" in res.stdout

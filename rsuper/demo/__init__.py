@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
     p.add_argument("--quick", action="store_true",
                    help="a much smaller training study (seconds; for smoke tests, not for conclusions)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the training study's phantoms and runs (default 2025); "
+                        "other seeds show how much the scores vary")
     p.add_argument("--skip-training", action="store_true",
                    help="only steps 1 and 2 (report extraction, organ masks)")
     return p
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     _organs_step(out / "organs", console)
     if not args.skip_training:
-        study = _training_step(out / "study", console, quick=args.quick)
+        study = _training_step(out / "study", console, quick=args.quick, seed=args.seed)
         _inference_step(out / "study", study, console, quick=args.quick)
     return 0
 
@@ -84,9 +87,10 @@ def _organs_step(out: Path, console) -> None:
     console.print(f"overlay: {result.overlay}")
 
 
-def _training_step(out: Path, console, quick: bool):
+def _training_step(out: Path, console, quick: bool, seed: int | None = None):
     """Step 3: masks only vs masks + reports on phantoms; prints the scores, returns the study result."""
     import shutil
+    from dataclasses import replace
 
     from rich.table import Table
 
@@ -96,6 +100,8 @@ def _training_step(out: Path, console, quick: bool):
     if out.exists():
         shutil.rmtree(out)  # the demo always starts afresh
     options = _quick_options() if quick else StudyOptions()
+    if seed is not None:
+        options = replace(options, seed=seed)
     console.print(f"{options.n_mask} mask cases, {options.n_report} report-only cases, {options.n_test} held out; "
                   f"{options.stage1_steps} masks-only steps, then {options.arm_steps} steps per arm")
     result = run_study(out, options, progress="bar" if console.is_terminal else "none", log=console.print)
