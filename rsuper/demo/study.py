@@ -79,7 +79,7 @@ class StudyOptions:
 
     n_mask: int = 4
     n_report: int = 32
-    n_test: int = 16
+    n_test: int = 48
     seed: int = 2025
     phantom_shape: tuple[int, int, int] = (128, 112, 96)
     phantom_spacing_mm: tuple[float, float, float] = (1.5, 1.5, 2.5)
@@ -121,11 +121,12 @@ def _write_cases(out: Path, options: StudyOptions, log: Callable[[str], None]) -
     """Phantoms for the three groups under ``out/cases``; returns case ids per group."""
     groups = {"mask": options.n_mask, "report": options.n_report, "test": options.n_test}
     ids: dict[str, list[str]] = {}
-    number = 0
-    for group, n in groups.items():
+    for group_number, (group, n) in enumerate(groups.items()):
         ids[group] = []
         for _ in range(n):
-            seed = int(np.random.SeedSequence([options.seed, number]).generate_state(1)[0])
+            # Seeded per group, so a group's phantoms do not change with the size of another group:
+            # the held-out set stays the same when n_report changes.
+            seed = int(np.random.SeedSequence([options.seed, group_number, len(ids[group])]).generate_state(1)[0])
             # Training cases always hold a tumour; every fourth test case is healthy.
             healthy = group == "test" and len(ids[group]) % 4 == 3
             n_tumours = 0 if healthy else (1, 2)
@@ -136,7 +137,6 @@ def _write_cases(out: Path, options: StudyOptions, log: Callable[[str], None]) -
                                    case_id=case_id)
             phantom.save(out / case_folder(group) / case_id)
             ids[group].append(case_id)
-            number += 1
     log(f"{sum(groups.values())} phantoms written to {out / 'cases'} and {out / case_folder('test')}")
     return ids
 
