@@ -123,14 +123,14 @@ def _write_cases(out: Path, options: StudyOptions, log: Callable[[str], None]) -
     ids: dict[str, list[str]] = {}
     for group_number, (group, n) in enumerate(groups.items()):
         ids[group] = []
-        for _ in range(n):
+        for index in range(n):
             # Seeded per group, so a group's phantoms do not change with the size of another group:
             # the held-out set stays the same when n_report changes.
-            seed = int(np.random.SeedSequence([options.seed, group_number, len(ids[group])]).generate_state(1)[0])
+            seed = int(np.random.SeedSequence([options.seed, group_number, index]).generate_state(1)[0])
             # Training cases always hold a tumour; every fourth test case is healthy.
-            healthy = group == "test" and len(ids[group]) % 4 == 3
+            healthy = group == "test" and index % 4 == 3
             n_tumours = 0 if healthy else (1, 2)
-            case_id = f"{group}_{len(ids[group]):03d}"
+            case_id = f"{group}_{index:03d}"
             phantom = make_phantom(seed, options.phantom_shape, options.phantom_spacing_mm,
                                    n_tumours=n_tumours, min_diameter_mm=options.min_diameter_mm,
                                    attenuations=options.attenuations, contrast_hu=options.contrast_hu,
