@@ -36,3 +36,18 @@ def test_every_fourth_held_out_case_is_healthy(tmp_path: Path) -> None:
     tumours = {cid: int(np.asarray(nib.load(tmp_path / "test_cases" / cid / "tumours.nii.gz").dataobj).max())
                for cid in ids["test"]}
     assert [cid for cid, n in tumours.items() if n == 0] == ["test_003"]
+
+
+def test_phantom_tumours_have_the_study_attenuations(tmp_path: Path) -> None:
+    import json
+
+    for kinds in (("hypo",), ("hyper", "cystic")):
+        out = tmp_path / "-".join(kinds)
+        ids = _write_cases(out, replace(SMALL, n_report=3, attenuations=kinds), log=lambda message: None)
+        seen = set()
+        for group, cids in ids.items():
+            folder = out / ("test_cases" if group == "test" else "cases")
+            for cid in cids:
+                facts = json.loads((folder / cid / "facts.json").read_text(encoding="utf-8"))
+                seen |= {t["attenuation"] for t in facts["tumours"]}
+        assert seen and seen <= set(kinds)

@@ -15,6 +15,8 @@
 * :mod:`rsuper.evaluate.analysis`: records -> cohort summary (:func:`summarise_cohort`).
 * :mod:`rsuper.evaluate.output`: per-case CSV, summary JSON, terminal table.
 * :mod:`rsuper.evaluate.command_evaluate`: the ``rsuper evaluate`` command.
+* :mod:`rsuper.evaluate.pseudo_masks`: where the Ball Loss places reported
+  tumours, scored on cases with masks (:func:`case_pseudo_mask_quality`).
 * :mod:`rsuper.evaluate.plots`: :func:`read_progress`,
   :func:`plot_loss_curves`, :func:`plot_metric_bars` (PNG, no GUI).
 
@@ -38,6 +40,7 @@ _MODULES = {
     "rsuper.evaluate.lesions": ("LesionMatch", "SMALL_TUMOUR_MM", "largest_diameters_mm", "match_lesions",
                                 "size_group"),
     "rsuper.evaluate.patient": ("Sweep", "VOLUME_THRESHOLDS_MM3", "choose_threshold", "roc_auc", "sweep"),
+    "rsuper.evaluate.pseudo_masks": ("PseudoMaskQuality", "case_pseudo_mask_quality"),
     "rsuper.evaluate.cohort": ("score_case", "score_folders"),
     "rsuper.evaluate.analysis": ("summarise_cohort",),
 }
