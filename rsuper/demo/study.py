@@ -54,10 +54,10 @@ class StudyOptions:
     phase). The Ball Loss places each reported tumour where the stage-1
     model sees tumour most; with hypo-, hyper- and cystic tumours and only
     four mask cases that model has seen one or two examples of each look,
-    and its ball centres hit a true tumour in about a third of the report
-    cases (two thirds of the pseudo-masks then teach wrong positives). With
-    one look it hits about 70 % and the reports help clearly; the figures of
-    both designs are in ``README.md``.
+    its ball centres hit a true tumour for about a third of the reported
+    tumours, and most pseudo-mask voxels teach wrong positives. With one
+    look it hits 50-70 % and the reports help clearly; the figures of both
+    designs are in ``README.md`` (measured with ``bench/pseudo_mask_quality.py``).
 
     Attributes:
         n_mask, n_report, n_test: cases with masks, with reports only, held out.
