@@ -2,14 +2,18 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from rsuper.cli import main
 from rsuper.report.batch import done_case_ids, errors_path, read_facts_jsonl, run_batch
 from rsuper.report.rules import RulesExtractor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = "A 2.3 x 1.9 cm hypodense mass in the pancreatic head."
 
@@ -140,3 +144,9 @@ def test_demo_runs(tmp_path):
     pages = sorted((study / "comparison" / "index_cases").glob("*.html"))
     assert [p.stem for p in pages] == sorted(results["per_case"]["masks_reports"][i]["case_id"]
                                              for i in range(len(pages)))
+    # The pseudo-mask diagnostic of the README runs on the demo's study folder.
+    bench = subprocess.run([sys.executable, str(ROOT / "bench" / "pseudo_mask_quality.py"), str(study)],
+                           capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    assert all(job in bench.stdout for job in ("stage1", "masks_only", "masks_reports"))
+    assert (study / "cache_pseudo_masks").is_dir()
