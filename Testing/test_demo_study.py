@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from rsuper.demo.study import StudyOptions, _write_cases
+from rsuper.demo.study import StudyOptions, _write_cases, case_folder
 
 SMALL = StudyOptions(n_mask=1, n_report=1, n_test=4, phantom_shape=(48, 40, 32), phantom_spacing_mm=(4.0, 4.0, 6.0))
 
@@ -39,14 +40,12 @@ def test_every_fourth_held_out_case_is_healthy(tmp_path: Path) -> None:
 
 
 def test_phantom_tumours_have_the_study_attenuations(tmp_path: Path) -> None:
-    import json
-
     for kinds in (("hypo",), ("hyper", "cystic")):
         out = tmp_path / "-".join(kinds)
         ids = _write_cases(out, replace(SMALL, n_report=3, attenuations=kinds), log=lambda message: None)
         seen = set()
         for group, cids in ids.items():
-            folder = out / ("test_cases" if group == "test" else "cases")
+            folder = out / case_folder(group)
             for cid in cids:
                 facts = json.loads((folder / cid / "facts.json").read_text(encoding="utf-8"))
                 seen |= {t["attenuation"] for t in facts["tumours"]}

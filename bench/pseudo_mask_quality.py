@@ -29,18 +29,17 @@ from rsuper.data.manifest import read_manifest
 from rsuper.data.preprocess import PreprocessOptions, preprocess_manifest
 from rsuper.demo.study import write_study_manifest
 from rsuper.evaluate.pseudo_masks import PseudoMaskQuality, case_pseudo_mask_quality
-from rsuper.infer.model_io import load_model
+from rsuper.infer.model_io import LoadedModel, load_model
 from rsuper.infer.sliding import predict_probabilities
 from rsuper.report.batch import read_facts_jsonl
+from rsuper.report.schema import ReportFacts
 from rsuper.train.checkpoint import load_checkpoint
 from rsuper.train.config import config_from_dict
 
 
-def job_quality(study: Path, job: str, cache: Path, facts: dict) -> PseudoMaskQuality:
-    """Pooled pseudo-mask quality of one job's final model over the cached report cases."""
-    checkpoint = study / "runs" / job / "checkpoints" / "final.pt"
-    loaded = load_model(checkpoint)
-    config = config_from_dict(load_checkpoint(checkpoint)["config"])
+def job_quality(loaded: LoadedModel, cache: Path, facts: dict[str, ReportFacts]) -> PseudoMaskQuality:
+    """Pooled pseudo-mask quality of one job's final model (its Ball Loss options) over the cached report cases."""
+    config = config_from_dict(load_checkpoint(loaded.path)["config"])
     ball = config.loss_config(config.stages[-1], tuple(loaded.classes.lesion_channels)).ball
     total = PseudoMaskQuality()
     with torch.inference_mode():
@@ -61,7 +60,8 @@ def main() -> None:
     args = ap.parse_args()
 
     facts = {f.case_id: f for f in read_facts_jsonl(args.study / "facts.jsonl") if f.tumours}
-    first = load_model(args.study / "runs" / args.jobs[0] / "checkpoints" / "final.pt")
+    models = {job: load_model(args.study / "runs" / job / "checkpoints" / "final.pt") for job in args.jobs}
+    first = models[args.jobs[0]]
     manifest = write_study_manifest(args.study / "manifest_pseudo_masks.csv", sorted(facts))
     cache = args.study / "cache_pseudo_masks"
     options = PreprocessOptions(spacing_mm=first.spacing_mm, hu_clip=first.hu_clip)
@@ -71,7 +71,7 @@ def main() -> None:
     for column in ("model", "tumours", "centre on a true tumour", "pseudo-mask precision", "pseudo-mask recall"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for job in args.jobs:
-        q = job_quality(args.study, job, cache, facts)
+        q = job_quality(models[job], cache, facts)
         table.add_row(job, str(q.tumours), f"{q.centre_hit_rate:.2f}", f"{q.precision:.2f}", f"{q.recall:.2f}")
     Console().print(table)
 
